@@ -1,0 +1,13 @@
+// Subcommands of the rplayer CLI. Each registers itself on the app and returns the
+// exit code through the callback it installs.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace rplayer::tools {
+
+// Sets `*exit_code` when the subcommand runs.
+void add_devices_command(CLI::App& app, int* exit_code);
+void add_isa_commands(CLI::App& app, int* exit_code);
+
+}  // namespace rplayer::tools
