@@ -1,6 +1,7 @@
-// DRAM of the modeled SoC: one memfd holding the normal range [0, normal) followed by
-// the secure carve-out [normal, normal + secure). Physical addresses are offsets into
-// it. The fd lets another process (a world, later) map exactly the range it may see.
+// DRAM of the modeled SoC: the normal range [0, normal) followed by the secure
+// carve-out [normal, normal + secure). Physical addresses are offsets. Each range is its
+// own memfd, mapped back to back, so that a world (a process, later) can be handed
+// exactly the range it may map and nothing else.
 #pragma once
 
 #include <cstdint>
@@ -27,16 +28,18 @@ class PhysMemory {
   bool contains(uint64_t pa, uint64_t len) const {
     return len <= size() && pa <= size() - len;
   }
-  int fd() const { return fd_; }
 
   // The device's own view (all of DRAM).
   uint8_t* data() { return base_; }
-  // What a world may map: the normal world sees only the normal range.
+  // What a world may map: the normal world sees only the normal range (with its fd);
+  // the secure world sees all of DRAM (no single fd covers it).
   MemoryWindow window(World w);
+  // The carve-out alone, with its own fd (offset 0 = the first secure PA).
+  MemoryWindow carve_out();
 
  private:
   uint64_t normal_, secure_;
-  int fd_ = -1;
+  int normal_fd_ = -1, secure_fd_ = -1;
   uint8_t* base_ = nullptr;
 };
 

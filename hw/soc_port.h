@@ -21,6 +21,7 @@ struct MemoryWindow {
   uint8_t* base = nullptr;
   uint64_t pa_base = 0;
   uint64_t size = 0;
+  int fd = -1;  // file mapping this memory at offset pa - pa_base (memfd), or -1
   bool contains(uint64_t pa, uint64_t len) const {
     return pa >= pa_base && len <= size && pa - pa_base <= size - len;
   }

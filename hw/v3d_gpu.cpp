@@ -85,6 +85,7 @@ uint32_t V3dGpu::block_size(RegBlock b) const {
 
 std::chrono::nanoseconds V3dGpu::latency(uint32_t ns) {
   std::uniform_real_distribution<double> d(1.0 - timing_.jitter, 1.0 + timing_.jitter);
+  std::lock_guard lk(rng_mu_);  // also called from CSD workers
   return std::chrono::nanoseconds(int64_t(double(ns) * timing_.scale * d(rng_)));
 }
 
@@ -96,7 +97,8 @@ bool V3dGpu::reachable(World w, RegBlock b, bool* violation) const {
     *violation = w != World::Secure;
     return !*violation;
   }
-  if (secure_.load() && w == World::Normal) {
+  // While secure, and during a switch in either direction, the normal world is out.
+  if ((secure_.load() || world_switching_) && w == World::Normal) {
     *violation = true;
     return false;
   }
@@ -284,7 +286,8 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       mmuc_control_ = v & MMUC_CONTROL_ENABLE;
       if ((v & (MMUC_CONTROL_FLUSH | sku_.mmuc_clear_bit)) && !mmuc_flushing_) {
         mmuc_flushing_ = true;
-        events_.schedule_after(latency(timing_.mmuc_flush_ns), [this] { finish_mmuc_flush(); });
+        events_.schedule_after(latency(timing_.mmuc_flush_ns),
+                               [this, e = epoch_] { finish_mmuc_flush(e); });
       }
       sync_mmu_config();
       return true;
@@ -292,7 +295,8 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       mmu_ctl_ = (mmu_ctl_ & kMmuCtlStatus & ~v) | (v & kMmuCtlConfig);
       if ((v & MMU_CTL_TLB_CLEAR) && !tlb_clearing_) {
         tlb_clearing_ = true;
-        events_.schedule_after(latency(timing_.tlb_clear_ns), [this] { finish_tlb_clear(); });
+        events_.schedule_after(latency(timing_.tlb_clear_ns),
+                               [this, e = epoch_] { finish_tlb_clear(e); });
       }
       sync_mmu_config();
       return true;
@@ -326,24 +330,31 @@ void V3dGpu::sync_mmu_config() {
   bump_generation();
 }
 
-void V3dGpu::finish_mmuc_flush() {
+bool V3dGpu::stale(uint64_t epoch) {
+  std::lock_guard lk(reg_mu_);
+  return epoch != epoch_;
+}
+
+void V3dGpu::finish_mmuc_flush(uint64_t epoch) {
+  if (stale(epoch)) return;  // a reset came in between and already did it
   {
     std::lock_guard lk(mem_mu_);
     mmu_.flush_mmuc();
   }
   bump_generation();
   std::lock_guard lk(reg_mu_);
-  mmuc_flushing_ = false;
+  if (epoch == epoch_) mmuc_flushing_ = false;
 }
 
-void V3dGpu::finish_tlb_clear() {
+void V3dGpu::finish_tlb_clear(uint64_t epoch) {
+  if (stale(epoch)) return;
   {
     std::lock_guard lk(mem_mu_);
     mmu_.clear_tlb();
   }
   bump_generation();
   std::lock_guard lk(reg_mu_);
-  tlb_clearing_ = false;
+  if (epoch == epoch_) tlb_clearing_ = false;
 }
 
 // ---- core --------------------------------------------------------------------------
@@ -445,15 +456,15 @@ bool V3dGpu::write_core(uint32_t off, uint32_t v) {
       if ((v & L2TCACTL_TMUWCF) && !tmuwcf_busy_) {
         tmuwcf_busy_ = true;
         events_.schedule_after(latency(timing_.tmuwcf_ns + timing_.l2t_per_page_ns * dirty),
-                               [this] { finish_l2t_op(true, 0, 0, ~uint64_t(0)); });
+                               [this, e = epoch_] { finish_l2t_op(e, true, 0, 0, ~uint64_t(0)); });
       }
       if ((v & L2TCACTL_L2TFLS) && !l2tfls_busy_) {
         l2tfls_busy_ = true;
         l2tcactl_flm_ = (v & L2TCACTL_FLM_MASK) >> L2TCACTL_FLM_SHIFT;
         const uint32_t flm = l2tcactl_flm_;
         const uint64_t lo = l2tflsta_, hi = l2tflend_ == ~0u ? ~uint64_t(0) : l2tflend_;
-        events_.schedule_after(latency(cost), [this, flm, lo, hi] {
-          finish_l2t_op(false, flm, lo, hi);
+        events_.schedule_after(latency(cost), [this, e = epoch_, flm, lo, hi] {
+          finish_l2t_op(e, false, flm, lo, hi);
         });
       }
       return true;
@@ -485,7 +496,9 @@ bool V3dGpu::write_core(uint32_t off, uint32_t v) {
   return false;
 }
 
-void V3dGpu::finish_l2t_op(bool tmuwcf, uint32_t flm, uint64_t lo, uint64_t hi) {
+void V3dGpu::finish_l2t_op(uint64_t epoch, bool tmuwcf, uint32_t flm, uint64_t lo,
+                           uint64_t hi) {
+  if (stale(epoch)) return;
   {
     // Exclusive: no workgroup may hold a pointer into a frame that goes away.
     std::unique_lock ex(exec_mu_);
@@ -504,6 +517,7 @@ void V3dGpu::finish_l2t_op(bool tmuwcf, uint32_t flm, uint64_t lo, uint64_t hi) 
     bump_generation();
   }
   std::lock_guard lk(reg_mu_);
+  if (epoch != epoch_) return;
   (tmuwcf ? tmuwcf_busy_ : l2tfls_busy_) = false;
   // A dispatch queued behind the maintenance starts now (the L2T stalled it).
   if (csd_current_ && !csd_current_->started_flag && !l2tfls_busy_ && !tmuwcf_busy_) {
@@ -684,14 +698,15 @@ bool V3dGpu::write_sms(World w, uint32_t off, uint32_t v) {
   if (v & (SMS_SVP_MODE_ENTER | SMS_SVP_MODE_EXIT)) {
     if (w != World::Secure) {
       ++stats_.tz_violations;  // only the secure world may move the GPU between worlds
-    } else if (!world_switching_) {
+    } else if (!world_switching_ && bool(v & SMS_SVP_MODE_ENTER) != secure_.load()) {
       const bool to_secure = v & SMS_SVP_MODE_ENTER;
       world_switching_ = true;
       events_.schedule_after(latency(timing_.world_switch_ns),
                              [this, to_secure] { finish_world_switch(to_secure); });
     }
   }
-  if ((v & SMS_CLEAR_POWER_OFF) && sms_state_ == SMS_POWER_OFF_STATE) {
+  if ((v & SMS_CLEAR_POWER_OFF) && sms_state_ == SMS_POWER_OFF_STATE && !power_up_pending_) {
+    power_up_pending_ = true;
     events_.schedule_after(delay(timing_.power_ns),
                            [this] { sms_transition(SMS_IDLE, true, true, false); });
   }
@@ -708,12 +723,14 @@ bool V3dGpu::write_sms(World w, uint32_t off, uint32_t v) {
 void V3dGpu::sms_transition(uint32_t state_after, bool do_reset, bool power_on, bool power_off) {
   if (do_reset && power_on && FaultInjection::take(faults_.fail_resets)) {
     std::lock_guard lk(reg_mu_);
+    power_up_pending_ = false;
     power_ = Power::Dead;  // stuck: the state machine never leaves RESETTING
     sms_state_ = SMS_RESETTING;
     return;
   }
   if (do_reset) full_reset();
   std::lock_guard lk(reg_mu_);
+  if (power_on) power_up_pending_ = false;
   sms_state_ = state_after;
   if (power_on) power_ = Power::On;
   if (power_off) power_ = Power::Off;
@@ -762,6 +779,7 @@ void V3dGpu::full_reset() {
   }
   std::lock_guard lk(reg_mu_);
   reset_registers();
+  ++epoch_;
   ++stats_.resets;
 }
 
@@ -799,6 +817,7 @@ GpuStats V3dGpu::stats() {
   s.l2t_hits = l2t_.hits();
   s.l2t_misses = l2t_.misses();
   s.l2t_writebacks = l2t_.pages_written_back();
+  s.modeled_busy_ns = s.qpu_cycles * 1000 / (uint64_t(sku_.num_qpus()) * sku_.clock_mhz);
   return s;
 }
 

@@ -52,6 +52,7 @@ struct GpuStats {
   uint64_t workgroups = 0;
   uint64_t qpu_instructions = 0;
   uint64_t qpu_cycles = 0;      // modeled, summed over QPUs
+  uint64_t modeled_busy_ns = 0;  // qpu_cycles spread over all QPUs at the SKU clock
   uint64_t device_busy_ns = 0;  // wall time the CSD spent executing jobs
   uint64_t tz_violations = 0;   // normal-world accesses refused while the GPU is secure
   uint64_t unknown_writes = 0;  // writes to unimplemented offsets
@@ -115,9 +116,12 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   void bump_generation() { generation_.fetch_add(1, std::memory_order_acq_rel); }
 
   // Timed effects (event thread).
-  void finish_mmuc_flush();
-  void finish_tlb_clear();
-  void finish_l2t_op(bool tmuwcf, uint32_t flm, uint64_t lo, uint64_t hi);
+  // Maintenance completions carry the reset epoch they were started in: a reset in
+  // between cancels them.
+  bool stale(uint64_t epoch);
+  void finish_mmuc_flush(uint64_t epoch);
+  void finish_tlb_clear(uint64_t epoch);
+  void finish_l2t_op(uint64_t epoch, bool tmuwcf, uint32_t flm, uint64_t lo, uint64_t hi);
   void finish_csd(const std::shared_ptr<CsdJob>& job);
   void full_reset();  // stops the CSD, drops TLB/caches, resets registers
   void sms_transition(uint32_t state_after, bool do_reset, bool power_on, bool power_off);
@@ -147,7 +151,10 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   std::mutex mem_mu_;
 
   // ---- state under reg_mu_ ----
+  std::mutex rng_mu_;
   std::mt19937_64 rng_;
+  uint64_t epoch_ = 0;  // counts resets
+  bool power_up_pending_ = false;
   Power power_;
   uint32_t sms_state_ = 0;
   bool world_switching_ = false;

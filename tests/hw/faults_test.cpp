@@ -66,7 +66,8 @@ TEST_F(FaultsTest, CorruptedDmaReadChangesWhatTheGpuSees) {
   const auto out = h.read<uint32_t>(dst, 64);
   EXPECT_EQ(out[0x40 / 4], (41u ^ 0x10u) + 1) << "bit 4 of byte 0x40 flipped on the way in";
   for (int i = 0; i < 64; ++i) {
-    if (i != 0x40 / 4) EXPECT_EQ(out[i], 42u) << i;
+    if (i == 0x40 / 4) continue;
+    EXPECT_EQ(out[i], 42u) << i;
   }
   EXPECT_EQ(h.read<uint32_t>(src, 64)[0x40 / 4], 41u) << "DRAM itself is intact";
   EXPECT_EQ(h.soc().faults().corrupt_dma_reads.load(), 0);
