@@ -7,8 +7,11 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -187,8 +190,7 @@ std::unique_ptr<Workload> make_conv(uint32_t num_wg) {
 }
 
 // Runs workgroups [first, end) of the X dimension with one context.
-QpuCounters run_range(QpuContext& ctx, Workload& w, uint32_t first, uint32_t end,
-                      uint32_t qpu) {
+QpuCounters run_range(QpuContext& ctx, Workload& w, uint32_t first, uint32_t end, uint32_t qpu) {
   std::atomic<bool> stop{false};
   QpuCounters c;
   for (uint32_t x = first; x < end; ++x) {
@@ -241,7 +243,8 @@ void BM_ConvThreads(benchmark::State& state) {
     std::vector<std::thread> pool;
     const uint32_t n = w->params.num_wg[0];
     for (uint32_t t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] { c[t] = run_range(ctx[t], *w, n * t / threads, n * (t + 1) / threads, t); });
+      pool.emplace_back(
+          [&, t] { c[t] = run_range(ctx[t], *w, n * t / threads, n * (t + 1) / threads, t); });
     }
     for (std::thread& th : pool) th.join();
     for (const QpuCounters& k : c) instructions += k.instructions;

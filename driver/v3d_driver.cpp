@@ -128,14 +128,19 @@ bool V3dDriver::init_hw_state() {
 }
 
 bool V3dDriver::flush_mmu() {
-  std::lock_guard lk(mmu_mu_);
-  // v3d_mmu_flush_all(): the PTE cache first, then the TLB.
-  io_.write(RegBlock::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSH | MMUC_CONTROL_ENABLE);
-  if (!io_.poll(RegBlock::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSHING, 0, opts_.poll_timeout))
-    return false;
-  io_.write(RegBlock::Hub, MMU_CTL, io_.read(RegBlock::Hub, MMU_CTL) | MMU_CTL_TLB_CLEAR);
-  const bool ok =
-      io_.poll(RegBlock::Hub, MMU_CTL, MMU_CTL_TLB_CLEARING, 0, opts_.poll_timeout);
+  bool ok;
+  {
+    std::lock_guard lk(mmu_mu_);
+    // v3d_mmu_flush_all(): the PTE cache first, then the TLB.
+    io_.write(RegBlock::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSH | MMUC_CONTROL_ENABLE);
+    ok = io_.poll(RegBlock::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSHING, 0, opts_.poll_timeout);
+    if (ok) {
+      io_.write(RegBlock::Hub, MMU_CTL, io_.read(RegBlock::Hub, MMU_CTL) | MMU_CTL_TLB_CLEAR);
+      ok = io_.poll(RegBlock::Hub, MMU_CTL, MMU_CTL_TLB_CLEARING, 0, opts_.poll_timeout);
+    }
+  }
+  // Another thread may touch the hardware now: a deferring HwIo must commit here.
+  io_.on_lock_released();
   std::lock_guard jk(job_mu_);
   ++stats_.mmu_flushes;
   return ok;

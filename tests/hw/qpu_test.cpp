@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -77,7 +79,9 @@ class FlatMemory : public GpuMemory {
     for (int l = 0; l < 16; ++l) r[l] = u32(addr + 4 * l);
     return r;
   }
-  void fill(uint32_t addr, uint32_t bytes, uint8_t v) { std::memset(data_.data() + addr, v, bytes); }
+  void fill(uint32_t addr, uint32_t bytes, uint8_t v) {
+    std::memset(data_.data() + addr, v, bytes);
+  }
 
   // page() calls per GpuAccess kind (atomic: tests share the memory between threads).
   std::atomic<uint64_t> calls[4] = {};
@@ -152,12 +156,12 @@ class Prog {
 // An illegal word: opcode 0x7f is undefined.
 constexpr uint64_t kIllegal = 0x7f;
 
-constexpr uint32_t kCode = 0x1000;   // pages 1..3
-constexpr uint32_t kUnif = 0x8000;   // page 8
-constexpr uint32_t kA = 0x10000;     // input rows
+constexpr uint32_t kCode = 0x1000;  // pages 1..3
+constexpr uint32_t kUnif = 0x8000;  // page 8
+constexpr uint32_t kA = 0x10000;    // input rows
 constexpr uint32_t kB = 0x10100;
 constexpr uint32_t kC = 0x10200;
-constexpr uint32_t kOut = 0x20000;   // output area (pages 32..)
+constexpr uint32_t kOut = 0x20000;  // output area (pages 32..)
 constexpr uint32_t kPages = 64;
 
 class QpuTest : public ::testing::Test {
@@ -210,9 +214,11 @@ class AluTest : public QpuTest {
   // Checks op against `ref` on the given rows, in register form and in immediate form for
   // each lane's b value taken as the immediate (rows fixed to that b).
   void check(Op op, const Row& a, const Row& b, const Row& c,
-             const std::function<uint32_t(uint32_t, uint32_t, uint32_t)>& ref, bool nan_any = false) {
+             const std::function<uint32_t(uint32_t, uint32_t, uint32_t)>& ref,
+             bool nan_any = false) {
     const Row got = exec(op, a, b, c);
-    for (int l = 0; l < 16; ++l) expect_lane(op, "reg", l, a[l], b[l], got[l], ref(a[l], b[l], c[l]), nan_any);
+    for (int l = 0; l < 16; ++l)
+      expect_lane(op, "reg", l, a[l], b[l], got[l], ref(a[l], b[l], c[l]), nan_any);
     const isa::Format f = isa::op_info(uint8_t(op))->format;
     if (f == isa::Format::DAB || f == isa::Format::DABC || f == isa::Format::DB) {
       for (int k = 0; k < 16; k += 5) {
@@ -231,11 +237,10 @@ class AluTest : public QpuTest {
   }
 };
 
-const Row kIntA = {0,          1,          2,          0xffffffffu, 0x80000000u, 0x7fffffffu,
-                   12345,      0xdeadbeefu, 31,        32,          33,          64,
-                   7,          100,        0xfffffff0u, 5};
-const Row kIntB = {0,  1,  0xffffffffu, 2,          0xffffffffu, 1,  0, 31,
-                   32, 33, 63,          0x80000000u, 7,          13, 0xfffffff0u, 0x10000};
+const Row kIntA = {0,  1,  2,  0xffffffffu, 0x80000000u, 0x7fffffffu, 12345,       0xdeadbeefu,
+                   31, 32, 33, 64,          7,           100,         0xfffffff0u, 5};
+const Row kIntB = {0,  1,  0xffffffffu, 2,           0xffffffffu, 1,  0,           31,
+                   32, 33, 63,          0x80000000u, 7,           13, 0xfffffff0u, 0x10000};
 const Row kIntC = {5, 6, 7, 8, 9, 10, 11, 12, 0xffffffffu, 1, 2, 3, 0x80000000u, 4, 5, 6};
 
 int32_t s32(uint32_t v) { return int32_t(v); }
@@ -301,8 +306,8 @@ Row frow(std::initializer_list<float> v) {
   return r;
 }
 
-const Row kFltA = frow({0.0f, -0.0f, 1.0f, -1.5f, 3.75f, 1e30f, -1e-30f, kInf, -kInf, kNaN,
-                        1e-40f, -2.5f, 16777217.0f, 0.1f, 2.0f, -7.0f});
+const Row kFltA = frow({0.0f, -0.0f, 1.0f, -1.5f, 3.75f, 1e30f, -1e-30f, kInf, -kInf, kNaN, 1e-40f,
+                        -2.5f, 16777217.0f, 0.1f, 2.0f, -7.0f});
 const Row kFltB = frow({-0.0f, 0.0f, 3.0f, 2.0f, kNaN, 1e30f, 1e-30f, kInf, 1.0f, 1.0f, 1e-40f,
                         0.5f, 1.0f, 0.3f, -kInf, 3.0f});
 const Row kFltC = frow({1.0f, -1.0f, 0.5f, 0.25f, 2.0f, -1e30f, 1.0f, -kInf, 0.0f, 1.0f, 1e-40f,
@@ -363,18 +368,19 @@ TEST_F(AluTest, FfmaIsNotFused) {
   const Row gi = exec(Op::Ffma, frow({a}), Row{}, frow({c}), fbits(a));
   EXPECT_EQ(gi[0], fbits(0.0f));
   // Generic check against the two-rounding reference.
-  check(Op::Ffma, kFltA, kFltB, kFltC,
-        [](uint32_t x, uint32_t y, uint32_t z) {
-          const float p = bitsf(x) * bitsf(y);
-          volatile float pv = p;  // keep the reference itself unfused
-          return fbits(pv + bitsf(z));
-        },
-        true);
+  check(
+      Op::Ffma, kFltA, kFltB, kFltC,
+      [](uint32_t x, uint32_t y, uint32_t z) {
+        const float p = bitsf(x) * bitsf(y);
+        volatile float pv = p;  // keep the reference itself unfused
+        return fbits(pv + bitsf(z));
+      },
+      true);
 }
 
 TEST_F(AluTest, SignOpsFloorCeil) {
-  const Row a = frow({0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.0f, -2.0f, 8388607.5f,
-                      -8388607.5f, 8388609.0f, 1e20f, kInf, -kInf, kNaN, 1e-40f});
+  const Row a = frow({0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.0f, -2.0f, 8388607.5f, -8388607.5f,
+                      8388609.0f, 1e20f, kInf, -kInf, kNaN, 1e-40f});
   Row b{};
   auto un = [](uint32_t (*fn)(uint32_t)) {
     return std::function<uint32_t(uint32_t, uint32_t, uint32_t)>(
@@ -385,9 +391,9 @@ TEST_F(AluTest, SignOpsFloorCeil) {
   check(Op::Ffloor, a, b, b, un([](uint32_t x) { return fbits(std::floor(bitsf(x))); }));
   check(Op::Fceil, a, b, b, un([](uint32_t x) { return fbits(std::ceil(bitsf(x))); }));
   // Also negative subnormals and just-below-integer values.
-  const Row a2 = frow({-1e-40f, 0.99999994f, -0.99999994f, 4194303.75f, -4194303.75f, 3.0f,
-                       -3.0f, 1e-10f, -1e-10f, 123.456f, -123.456f, 7.999f, -7.999f, 0.25f,
-                       -0.25f, 1048576.5f});
+  const Row a2 =
+      frow({-1e-40f, 0.99999994f, -0.99999994f, 4194303.75f, -4194303.75f, 3.0f, -3.0f, 1e-10f,
+            -1e-10f, 123.456f, -123.456f, 7.999f, -7.999f, 0.25f, -0.25f, 1048576.5f});
   check(Op::Ffloor, a2, b, b, un([](uint32_t x) { return fbits(std::floor(bitsf(x))); }));
   check(Op::Fceil, a2, b, b, un([](uint32_t x) { return fbits(std::ceil(bitsf(x))); }));
   EXPECT_EQ(exec(Op::Fceil, frow({-0.5f}), b)[0], fbits(-0.0f));
@@ -474,16 +480,16 @@ TEST_F(AluTest, HalfConversionsSpotChecks) {
   EXPECT_EQ(bitsf(exec(Op::F16lo, Row{0x0001}, z)[0]), 0x1p-24f);
   EXPECT_EQ(bitsf(exec(Op::F16lo, Row{0xffff3c00u}, z)[0]), 1.0f);  // upper bits ignored
   // ftof16: rounding to nearest even, overflow, subnormals, NaN.
-  const Row f = frow({1.0f, 65504.0f, 65519.0f, 65520.0f, 1e10f, -kInf, kNaN, 0x1p-24f,
-                      0x1p-25f, 0x1.8p-25f, 0x1.8p-24f, -0x1p-26f, 1.0f + 0x1p-11f,
-                      1.0f + 0x1.8p-11f, 0x1.ffcp-15f, -0.0f});
+  const Row f =
+      frow({1.0f, 65504.0f, 65519.0f, 65520.0f, 1e10f, -kInf, kNaN, 0x1p-24f, 0x1p-25f, 0x1.8p-25f,
+            0x1.8p-24f, -0x1p-26f, 1.0f + 0x1p-11f, 1.0f + 0x1.8p-11f, 0x1.ffcp-15f, -0.0f});
   check(Op::Ftof16, f, z, z, [](uint32_t x, uint32_t, uint32_t) { return ref_float_to_half(x); });
   const Row got = exec(Op::Ftof16, f, z);
   EXPECT_EQ(got[0], 0x3c00u);
-  EXPECT_EQ(got[2], 0x7bffu);  // 65519 rounds down
-  EXPECT_EQ(got[3], 0x7c00u);  // 65520 ties to even: inf
-  EXPECT_EQ(got[8], 0x0000u);  // 2^-25 ties to even: 0
-  EXPECT_EQ(got[9], 0x0001u);  // 1.5 * 2^-25 rounds up
+  EXPECT_EQ(got[2], 0x7bffu);   // 65519 rounds down
+  EXPECT_EQ(got[3], 0x7c00u);   // 65520 ties to even: inf
+  EXPECT_EQ(got[8], 0x0000u);   // 2^-25 ties to even: 0
+  EXPECT_EQ(got[9], 0x0001u);   // 1.5 * 2^-25 rounds up
   EXPECT_EQ(got[10], 0x0002u);  // 1.5 * 2^-24 ties to even: 2
   EXPECT_EQ(got[11], 0x8000u);  // -2^-26: -0
   EXPECT_EQ(got[12], 0x3c00u);  // 1 + 2^-11 ties to even: 1
@@ -573,8 +579,8 @@ TEST_F(QpuTest, FloatToHalfRandomAndMidpoints) {
 }
 
 TEST_F(AluTest, SpecialFunctions) {
-  const Row a = frow({0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 2.0f, 10.0f, -10.0f, 100.0f, -100.0f,
-                      1e-40f, kInf, -kInf, kNaN, 0.25f, 3.14159f});
+  const Row a = frow({0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 2.0f, 10.0f, -10.0f, 100.0f, -100.0f, 1e-40f,
+                      kInf, -kInf, kNaN, 0.25f, 3.14159f});
   Row z{};
   using Fn = float (*)(float);
   const std::vector<std::pair<Op, Fn>> cases = {
@@ -586,8 +592,8 @@ TEST_F(AluTest, SpecialFunctions) {
       {Op::Ftanh, [](float x) { return std::tanh(x); }},
   };
   for (const auto& [op, fn] : cases) {
-    check(op, a, z, z, [fn](uint32_t x, uint32_t, uint32_t) { return fbits(fn(bitsf(x))); },
-          true);
+    check(
+        op, a, z, z, [fn](uint32_t x, uint32_t, uint32_t) { return fbits(fn(bitsf(x))); }, true);
   }
 }
 
@@ -599,9 +605,9 @@ TEST_F(QpuTest, SpecialRegisters) {
   params.num_wg[0] = 5;
   params.num_wg[1] = 6;
   params.num_wg[2] = 7;
-  const Sreg all[] = {Sreg::Lane,   Sreg::Batch,  Sreg::LocalId, Sreg::WgX,    Sreg::WgY,
-                      Sreg::WgZ,    Sreg::NumWgX, Sreg::NumWgY,  Sreg::NumWgZ, Sreg::WgSize,
-                      Sreg::Qpu,    Sreg::GlobalX};
+  const Sreg all[] = {Sreg::Lane,   Sreg::Batch,  Sreg::LocalId, Sreg::WgX,
+                      Sreg::WgY,    Sreg::WgZ,    Sreg::NumWgX,  Sreg::NumWgY,
+                      Sreg::NumWgZ, Sreg::WgSize, Sreg::Qpu,     Sreg::GlobalX};
   Prog p;
   p.sreg(1, Sreg::LocalId);
   p.rri(Op::Shl, 1, 1, 2);
@@ -677,15 +683,15 @@ TEST_F(QpuTest, IfElseEndifNesting) {
   p.lane_offset();
   p.movi(5, 0);
   p.rri(Op::Ult, 2, 1, 8);
-  p.if_(2);               // lanes 0..7
+  p.if_(2);  // lanes 0..7
   p.movi(5, 1);
   p.rri(Op::And, 3, 1, 1);
-  p.if_(3);               //   odd
+  p.if_(3);  //   odd
   p.movi(5, 2);
-  p.else_();              //   even
+  p.else_();  //   even
   p.movi(5, 3);
   p.endif();
-  p.else_();              // lanes 8..15
+  p.else_();  // lanes 8..15
   p.movi(5, 4);
   p.rri(Op::Ieq, 3, 1, 12);
   p.if_(3);
@@ -709,11 +715,11 @@ TEST_F(QpuTest, ElseInsideEmptyIfStaysEmpty) {
   p.lane_offset();
   p.movi(5, 0);
   p.rri(Op::Ult, 2, 1, 4);
-  p.if_(2);                // lanes 0..3
+  p.if_(2);  // lanes 0..3
   p.rri(Op::Ieq, 3, 1, 1);
-  p.if_(3);                // lane 1
+  p.if_(3);  // lane 1
   p.movi(5, 7);
-  p.else_();               // lanes 0, 2, 3 (not 4..15)
+  p.else_();  // lanes 0, 2, 3 (not 4..15)
   p.movi(5, 9);
   p.endif();
   p.endif();
@@ -755,19 +761,19 @@ TEST_F(QpuTest, BranchesWithPartialMask) {
   p.lane_offset();
   p.movi(6, 0);
   p.rri(Op::Ult, 2, 1, 4);
-  p.if_(2);                      // active: lanes 0..3
-  p.rri(Op::Ieq, 3, 1, 9);       // nonzero only in inactive lane 9
+  p.if_(2);                               // active: lanes 0..3
+  p.rri(Op::Ieq, 3, 1, 9);                // nonzero only in inactive lane 9
   size_t f1 = p.branch_fwd(Op::Bany, 3);  // not taken
   p.rri(Op::Or, 6, 6, 1);
   p.bind(f1);
-  p.rri(Op::Ilt, 4, 1, 4);       // nonzero in every active lane
+  p.rri(Op::Ilt, 4, 1, 4);                // nonzero in every active lane
   size_t f2 = p.branch_fwd(Op::Ball, 4);  // taken
   p.rri(Op::Or, 6, 6, 2);
   p.bind(f2);
   size_t f3 = p.branch_fwd(Op::Bnone, 3);  // taken
   p.rri(Op::Or, 6, 6, 4);
   p.bind(f3);
-  p.rri(Op::Ieq, 7, 1, 2);       // lane 2 only
+  p.rri(Op::Ieq, 7, 1, 2);                 // lane 2 only
   size_t f4 = p.branch_fwd(Op::Bnone, 7);  // not taken
   p.rri(Op::Or, 6, 6, 8);
   p.bind(f4);
@@ -789,7 +795,7 @@ TEST_F(QpuTest, BranchesWithNoActiveLane) {
   Prog p;
   p.movi(1, 1);
   p.movi(2, 0);
-  p.if_(2);  // nobody active
+  p.if_(2);                               // nobody active
   size_t t1 = p.branch_fwd(Op::Ball, 1);  // taken: no active lane
   p.raw(kIllegal);
   p.bind(t1);
@@ -943,7 +949,7 @@ TEST_F(QpuTest, Ld4St4IncludingPageCrossing) {
   Prog p;
   p.sreg(1, Sreg::Lane);
   p.lane_offset();
-  p.rri(Op::Shl, 2, 1, 4);  // lane * 16
+  p.rri(Op::Shl, 2, 1, 4);     // lane * 16
   p.load(Op::Ld4, 10, 2, kA);  // contiguous, one page
   for (int k = 0; k < 4; ++k) p.store(Op::St, 0, kOut + 64 * k, 10 + k);
   p.load(Op::Ld4, 20, 2, base);  // crosses
@@ -969,6 +975,49 @@ TEST_F(QpuTest, Ld4St4IncludingPageCrossing) {
     EXPECT_EQ(mem.u32(kOut + 512 + 4 * l), 0x5000 + 4 * l);
     EXPECT_EQ(mem.u32(kOut + 576 + 4 * l), 0x5000 + 4 * l + 3);
   }
+}
+
+// All lanes in one page, but their 4-word groups run into the next VA page, which is backed
+// by a host page elsewhere: the words past the boundary must come from the next page's
+// translation, not from the bytes that follow in host memory.
+TEST_F(QpuTest, Ld4St4Ldu4CrossIntoNonContiguousPage) {
+  const uint32_t boundary = 21 * kPage;
+  mem.remap(21, 50);
+  mem.set_u32(boundary - 8, 0xa0);
+  mem.set_u32(boundary - 4, 0xa1);
+  mem.set_u32(50 * kPage, 0xb0);
+  mem.set_u32(50 * kPage + 4, 0xb1);
+  mem.set_u32(boundary, 0xdead0);  // host bytes right after the boundary: must not be read
+  mem.set_u32(boundary + 4, 0xdead1);
+  Prog p;
+  p.lane_offset();
+  p.movi(1, 0);
+  p.load(Op::Ld4, 10, 1, boundary - 8);  // every lane: the same crossing address
+  p.load(Op::Ldu4, 20, 1, boundary - 8);
+  for (int k = 0; k < 4; ++k) {
+    p.store(Op::St, 0, kOut + 64 * k, 10 + k);
+    p.store(Op::St, 0, kOut + 256 + 64 * k, 20 + k);
+  }
+  p.sreg(2, Sreg::Lane);
+  p.rri(Op::Ieq, 3, 2, 7);
+  p.if_(3);                                           // lane 7 alone stores across the boundary
+  p.store(Op::St4, 1, boundary + 4 * kPage - 8, 10);  // VA pages 24 | 25 (remapped to 51)
+  p.endif();
+  p.end();
+  mem.remap(25, 51);
+  run_ok(p);
+  const uint32_t want[4] = {0xa0, 0xa1, 0xb0, 0xb1};
+  for (uint32_t l = 0; l < 16; ++l) {
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_EQ(mem.u32(kOut + 64 * k + 4 * l), want[k]) << "ld4 lane " << l << " word " << k;
+      EXPECT_EQ(mem.u32(kOut + 256 + 64 * k + 4 * l), want[k]) << "ldu4 lane " << l;
+    }
+  }
+  EXPECT_EQ(mem.u32(25 * kPage - 8), 0xa0u);
+  EXPECT_EQ(mem.u32(25 * kPage - 4), 0xa1u);
+  EXPECT_EQ(mem.u32(51 * kPage), 0xb0u);
+  EXPECT_EQ(mem.u32(51 * kPage + 4), 0xb1u);
+  EXPECT_EQ(mem.u32(25 * kPage), 0u);  // the host page after 24 was not written
 }
 
 TEST_F(QpuTest, Ld4St4WithPartialMaskAndScatteredLanes) {
@@ -1006,7 +1055,7 @@ TEST_F(QpuTest, LduUsesFirstActiveLane) {
   p.rri(Op::Ule, 2, 1, 2);
   p.rri(Op::Xor, 2, 2, 1);  // lanes 3..15
   p.if_(2);
-  p.load(Op::Ldu, 5, 0, kA);                  // lane 3's address: kA + 12
+  p.load(Op::Ldu, 5, 0, kA);                     // lane 3's address: kA + 12
   p.load(Op::Ldu4, 10, 0, kA + kPage - 12 - 8);  // lane 3: crosses into the next page
   p.endif();
   p.store(Op::St, 0, kOut, 5);
@@ -1050,14 +1099,14 @@ TEST_F(QpuTest, FaultingPagesReadZeroDropStoresAndContinue) {
   Prog p;
   p.lane_offset();
   p.movi(2, 0x77);
-  p.load(Op::Ld, 2, 0, bad);        // 0
+  p.load(Op::Ld, 2, 0, bad);  // 0
   p.store(Op::St, 0, kOut, 2);
-  p.store(Op::St, 0, bad, 2);       // dropped
-  p.load(Op::Ld, 3, 0, ro);         // readable
+  p.store(Op::St, 0, bad, 2);  // dropped
+  p.load(Op::Ld, 3, 0, ro);    // readable
   p.store(Op::St, 0, kOut + 64, 3);
-  p.store(Op::St, 0, ro, 2);        // read-only: dropped
+  p.store(Op::St, 0, ro, 2);  // read-only: dropped
   p.movi(4, 0);
-  p.load(Op::Ld4, 4, 4, bad - 8);   // 2 words readable, 2 fault
+  p.load(Op::Ld4, 4, 4, bad - 8);  // 2 words readable, 2 fault
   for (int k = 0; k < 4; ++k) p.store(Op::St, 0, kOut + 128 + 64 * k, 4 + k);
   p.movi(9, 0);
   p.load(Op::Ldu, 9, 9, bad);
@@ -1134,7 +1183,7 @@ TEST_F(QpuTest, SharedMemoryZeroedWrapsAndAbsent) {
   params.shared_bytes = 64;
   Prog p;
   p.lane_offset();
-  p.load(Op::Lds, 1, 0, 0);       // zero at workgroup start
+  p.load(Op::Lds, 1, 0, 0);  // zero at workgroup start
   p.store(Op::St, 0, kOut, 1);
   p.sreg(2, Sreg::Lane);
   p.rri(Op::Add, 2, 2, 1);
@@ -1333,29 +1382,29 @@ TEST_F(QpuTest, CountersFollowTheCostModel) {
   params.wg_size = 32;  // 2 batches: everything counts twice
   params.shared_bytes = 64;
   Prog p;
-  p.lane_offset();                       // 2 ALU
-  p.op0(Op::Nop);                        // 1
-  p.movf(1, 2.0f);                       // 1
-  p.rrr(Op::Fdiv, 2, 1, 1);              // 1 + 7
-  p.rrr(Op::Divu, 2, 1, 1);              // 1 + 7
-  p.rri(Op::Remu, 2, 1, 3);              // 1 + 7
+  p.lane_offset();           // 2 ALU
+  p.op0(Op::Nop);            // 1
+  p.movf(1, 2.0f);           // 1
+  p.rrr(Op::Fdiv, 2, 1, 1);  // 1 + 7
+  p.rrr(Op::Divu, 2, 1, 1);  // 1 + 7
+  p.rri(Op::Remu, 2, 1, 3);  // 1 + 7
   for (Op op : {Op::Fexp, Op::Flog, Op::Frcp, Op::Frsq, Op::Fsqrt, Op::Ftanh})
-    p.rr(op, 3, 1);                      // 6 x (1 + 3), sfu
-  p.load(Op::Ld, 4, 0, kA);              // 1 + 3, mem
-  p.store(Op::St, 0, kOut, 4);           // 1 + 3, mem
-  p.load(Op::Ld4, 4, 0, kA);             // 1 + 6, mem
-  p.store(Op::St4, 0, kOut, 4);          // 1 + 6, mem
-  p.load(Op::Ldu, 4, 0, kA);             // 1 + 1, mem
-  p.load(Op::Ldu4, 4, 0, kA);            // 1 + 2, mem
-  p.load(Op::Lds, 4, 0, 0);              // 1 + 1, mem
-  p.store(Op::Sts, 0, 0, 4);             // 1 + 1, mem
-  p.unif(5);                             // 1 + 1
-  p.bar();                               // 1 + 2
-  p.movi(6, 2);                          // 1
+    p.rr(op, 3, 1);              // 6 x (1 + 3), sfu
+  p.load(Op::Ld, 4, 0, kA);      // 1 + 3, mem
+  p.store(Op::St, 0, kOut, 4);   // 1 + 3, mem
+  p.load(Op::Ld4, 4, 0, kA);     // 1 + 6, mem
+  p.store(Op::St4, 0, kOut, 4);  // 1 + 6, mem
+  p.load(Op::Ldu, 4, 0, kA);     // 1 + 1, mem
+  p.load(Op::Ldu4, 4, 0, kA);    // 1 + 2, mem
+  p.load(Op::Lds, 4, 0, 0);      // 1 + 1, mem
+  p.store(Op::Sts, 0, 0, 4);     // 1 + 1, mem
+  p.unif(5);                     // 1 + 1
+  p.bar();                       // 1 + 2
+  p.movi(6, 2);                  // 1
   const size_t loop = p.pc();
-  p.rri(Op::Sub, 6, 6, 1);               // 2 x 1
-  p.branch(Op::Bany, 6, loop);           // 2 x 1
-  p.end();                               // 1
+  p.rri(Op::Sub, 6, 6, 1);      // 2 x 1
+  p.branch(Op::Bany, 6, loop);  // 2 x 1
+  p.end();                      // 1
   run_ok(p);
   const uint64_t instr = 2 + 1 + 1 + 3 + 6 + 8 + 1 + 1 + 1 + 4 + 1;
   const uint64_t extra = 3 * 7 + 6 * 3 + 3 + 3 + 6 + 6 + 1 + 2 + 1 + 1 + 1 + 2;
