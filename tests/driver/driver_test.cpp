@@ -10,44 +10,17 @@
 #include "hw/isa/assembler.h"
 #include "hw/soc.h"
 #include "hw/v3d_regs.h"
+#include "tests/common/soc_config.h"
+#include "tests/hw/kernels.h"
 
 namespace rplayer::driver {
 namespace {
 
 using namespace std::chrono_literals;
 
-hw::SocConfig small_soc(const std::string& sku) {
-  hw::SocConfig c;
-  c.sku = sku;
-  c.normal_bytes = 64ull << 20;
-  c.secure_bytes = 16ull << 20;
-  c.timing.scale = 0.5;
-  return c;
-}
-
-constexpr const char* kVectorAdd = R"(
-    unif r0
-    unif r1
-    unif r2
-    unif r3
-    sreg r4, global_x
-    ult r5, r4, r3
-    if r5
-    shl r6, r4, #2
-    add r7, r0, r6
-    ld r8, [r7]
-    add r7, r1, r6
-    ld r9, [r7]
-    fadd r10, r8, r9
-    add r7, r2, r6
-    st [r7], r10
-    endif
-    end
-)";
-
 class DriverTest : public ::testing::TestWithParam<std::string> {
  protected:
-  DriverTest() : soc(small_soc(GetParam())), io(soc.port(hw::World::Normal)) {}
+  DriverTest() : soc(test::test_config(GetParam())), io(soc.port(hw::World::Normal)) {}
   void SetUp() override {
     std::string err;
     drv = V3dDriver::probe(io, opts, &err);
@@ -145,7 +118,7 @@ TEST_P(DriverTest, RunsAComputeJobEndToEnd) {
     reinterpret_cast<float*>(a.cpu)[i] = float(i);
     reinterpret_cast<float*>(b.cpu)[i] = 0.25f;
   }
-  Bo sh = shader(kVectorAdd);
+  Bo sh = shader(test::kVectorAdd);
   Bo un = uniforms({a.va, b.va, c.va, n});
   SubmitCsd s = job(sh, un, (n + 63) / 64, 64, {a.handle, b.handle, c.handle});
   ASSERT_EQ(drv->submit_csd(s), 0) << drv->last_error();
@@ -296,7 +269,7 @@ class ForgedIdentIo final : public HwIo {
 };
 
 TEST(DriverProbe, RefusesAnUnknownGpu) {
-  hw::ModeledSoc soc(small_soc("v3d-7.1"));
+  hw::ModeledSoc soc(test::test_config("v3d-7.1"));
   DirectHwIo io(soc.port(hw::World::Normal));
   ForgedIdentIo forged(io);
   std::string err;
@@ -305,7 +278,7 @@ TEST(DriverProbe, RefusesAnUnknownGpu) {
 }
 
 TEST(DriverProbe, PowerUpTimeoutIsAnError) {
-  hw::ModeledSoc soc(small_soc("v3d-7.1"));
+  hw::ModeledSoc soc(test::test_config("v3d-7.1"));
   soc.faults().power_delay_us = 300000;
   DirectHwIo io(soc.port(hw::World::Normal));
   DriverOptions o;

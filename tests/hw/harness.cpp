@@ -11,15 +11,6 @@ namespace rplayer::test {
 using namespace rplayer::v3d;
 using hw::RegBlock;
 
-hw::SocConfig test_config(const std::string& sku) {
-  hw::SocConfig c;
-  c.sku = sku;
-  c.normal_bytes = 64ull << 20;
-  c.secure_bytes = 16ull << 20;
-  c.timing.scale = 0.5;
-  return c;
-}
-
 Harness::Harness(hw::SocConfig cfg, hw::World world) : soc_(cfg), port_(&soc_.port(world)) {
   // Page table (4 MiB, contiguous) at 1 MiB, scratch page after it, then buffers.
   pt_pa_ = 1u << 20;

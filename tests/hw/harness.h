@@ -12,6 +12,7 @@
 
 #include "hw/soc.h"
 #include "hw/v3d_regs.h"
+#include "tests/common/soc_config.h"
 
 namespace rplayer::test {
 
@@ -91,8 +92,5 @@ class Harness {
   bool pt_ready_ = false;
   uint32_t next_va_ = 0x10000;
 };
-
-// Fast timing for tests: the model's latencies scaled down (still asynchronous).
-hw::SocConfig test_config(const std::string& sku = "v3d-7.1");
 
 }  // namespace rplayer::test
