@@ -287,7 +287,7 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       if ((v & (MMUC_CONTROL_FLUSH | sku_.mmuc_clear_bit)) && !mmuc_flushing_) {
         mmuc_flushing_ = true;
         events_.schedule_after(latency(timing_.mmuc_flush_ns),
-                               [this, e = epoch_] { finish_mmuc_flush(e); });
+                               [this, e = epoch_] { finish_mmu_maintenance(e, false); });
       }
       sync_mmu_config();
       return true;
@@ -296,7 +296,7 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       if ((v & MMU_CTL_TLB_CLEAR) && !tlb_clearing_) {
         tlb_clearing_ = true;
         events_.schedule_after(latency(timing_.tlb_clear_ns),
-                               [this, e = epoch_] { finish_tlb_clear(e); });
+                               [this, e = epoch_] { finish_mmu_maintenance(e, true); });
       }
       sync_mmu_config();
       return true;
@@ -335,26 +335,18 @@ bool V3dGpu::stale(uint64_t epoch) {
   return epoch != epoch_;
 }
 
-void V3dGpu::finish_mmuc_flush(uint64_t epoch) {
+void V3dGpu::finish_mmu_maintenance(uint64_t epoch, bool tlb) {
   if (stale(epoch)) return;  // a reset came in between and already did it
   {
     std::lock_guard lk(mem_mu_);
-    mmu_.flush_mmuc();
+    if (tlb)
+      mmu_.clear_tlb();
+    else
+      mmu_.flush_mmuc();
   }
   bump_generation();
   std::lock_guard lk(reg_mu_);
-  if (epoch == epoch_) mmuc_flushing_ = false;
-}
-
-void V3dGpu::finish_tlb_clear(uint64_t epoch) {
-  if (stale(epoch)) return;
-  {
-    std::lock_guard lk(mem_mu_);
-    mmu_.clear_tlb();
-  }
-  bump_generation();
-  std::lock_guard lk(reg_mu_);
-  if (epoch == epoch_) tlb_clearing_ = false;
+  if (epoch == epoch_) (tlb ? tlb_clearing_ : mmuc_flushing_) = false;
 }
 
 // ---- core --------------------------------------------------------------------------

@@ -119,8 +119,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   // Maintenance completions carry the reset epoch they were started in: a reset in
   // between cancels them.
   bool stale(uint64_t epoch);
-  void finish_mmuc_flush(uint64_t epoch);
-  void finish_tlb_clear(uint64_t epoch);
+  void finish_mmu_maintenance(uint64_t epoch, bool tlb);  // TLB clear or MMUC flush
   void finish_l2t_op(uint64_t epoch, bool tmuwcf, uint32_t flm, uint64_t lo, uint64_t hi);
   void finish_csd(const std::shared_ptr<CsdJob>& job);
   void full_reset();  // stops the CSD, drops TLB/caches, resets registers
