@@ -4,7 +4,8 @@ BUILD_SAN ?= build-san
 JOBS ?= $(shell nproc)
 # Debian packages the build and tests use.
 APT_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev \
-  libbenchmark-dev libcli11-dev nlohmann-json3-dev
+  libbenchmark-dev libcli11-dev nlohmann-json3-dev libonnx-dev libprotobuf-dev \
+  protobuf-compiler libstb-dev libonnx-testdata
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps configure build test test-sanitize demo bench clean

@@ -9,18 +9,24 @@ namespace rplayer::nn {
 const std::vector<std::string>& supported_layer_types() {
   static const std::vector<std::string> types = {
       "AbsVal", "BatchNorm", "Bias", "BinaryOp", "Clip", "Concat", "Convolution",
-      "ConvolutionDepthWise", "Crop", "Deconvolution", "DeconvolutionDepthWise", "Dropout",
+      "ConvolutionDepthWise", "Crop", "Deconvolution", "DeconvolutionDepthWise",
+      "DetectionOutput", "Dropout",
       "ELU", "Eltwise", "Flatten", "GELU", "Gemm", "HardSigmoid", "HardSwish", "InnerProduct",
       "Input", "Interp", "LRN", "LayerNorm", "MemoryData", "Mish", "MultiHeadAttention",
-      "Noop", "Padding", "Permute", "Pooling", "PReLU", "Reduction", "ReLU", "Reshape",
-      "Scale", "ShuffleChannel", "Sigmoid", "Slice", "Softmax", "Split", "Swish", "TanH",
-      "UnaryOp"};
+      "Noop", "Padding", "Permute", "Pooling", "PReLU", "PriorBox", "Reduction", "ReLU",
+      "Reshape", "Scale", "ShuffleChannel", "Sigmoid", "Slice", "Softmax", "Split", "Swish",
+      "TanH", "UnaryOp", "YoloDetectionOutput", "Yolov3DetectionOutput"};
   return types;
 }
 
 bool is_supported_layer_type(std::string_view type) {
   const auto& t = supported_layer_types();
   return std::find(t.begin(), t.end(), type) != t.end();
+}
+
+bool has_data_dependent_shape(std::string_view type) {
+  return type == "DetectionOutput" || type == "YoloDetectionOutput" ||
+         type == "Yolov3DetectionOutput";
 }
 
 Shape input_layer_shape(const Layer& layer) {

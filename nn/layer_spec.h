@@ -40,6 +40,10 @@ std::vector<WeightSpec> weight_specs(const Layer& layer);
 // ModelError (without the layer name; Graph adds it) on inconsistent shapes.
 std::vector<Shape> infer_layer_shapes(const Layer& layer, const std::vector<Shape>& inputs);
 
+// Detection outputs: one row per detection found, so infer_layer_shapes gives an upper
+// bound (mat(6, max rows)) and the executed tensor may have fewer rows, even none.
+bool has_data_dependent_shape(std::string_view type);
+
 // The shape an Input layer declares (0=w 1=h 2=c, 11=d); empty if it declares none.
 Shape input_layer_shape(const Layer& layer);
 

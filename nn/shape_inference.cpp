@@ -4,7 +4,7 @@
 #include <functional>
 #include <map>
 
-#include "nn/layer_ops.h"
+#include "nn/layer_params.h"
 #include "nn/layer_spec.h"
 #include "nn/model_error.h"
 
@@ -270,6 +270,41 @@ std::vector<Shape> noop(const Layer& l, const std::vector<Shape>& in) {
   return std::vector<Shape>(in.begin(), in.begin() + l.outputs.size());
 }
 
+std::vector<Shape> prior_box(const Layer& l, const std::vector<Shape>& in) {
+  need_inputs(in, 1);
+  const ParamDict& p = l.params;
+  const int mins = int(p.get_floats(0).size()), maxs = int(p.get_floats(1).size()),
+            ratios = int(p.get_floats(2).size());
+  if (mins == 0) throw ModelError("param 0 (min_sizes) is empty");
+  if (maxs != 0 && maxs != mins) throw ModelError("params 0/1 (min/max sizes) differ in length");
+  if ((p.get_int(9, 0) == -233 || p.get_int(10, 0) == -233) && in.size() < 2)
+    throw ModelError("image size -233 needs the image as second input");
+  const int num_prior = mins * ratios * (p.get_int(7, 1) ? 2 : 1) + mins + maxs;
+  return one(Shape::mat(4 * in[0].w * in[0].h * num_prior, 2));
+}
+
+std::vector<Shape> detection_output(const Layer& l, const std::vector<Shape>& in) {
+  need_inputs(in, 3);
+  const int num_class = l.params.get_int(0, 0), keep = l.params.get_int(3, 100);
+  if (num_class < 2) throw ModelError("param 0 (num_class) must be at least 2");
+  const int num_prior = in[2].w / 4;
+  int rows = num_prior * (num_class - 1);
+  if (keep >= 0) rows = std::min(rows, keep);
+  return {Shape::mat(6, rows)};
+}
+
+std::vector<Shape> yolo_detection_output(const Layer& l, const std::vector<Shape>& in) {
+  need_inputs(in, 1);
+  const int num_box = l.params.get_int(1, 5);
+  if (num_box <= 0) throw ModelError("param 1 (num_box) must be positive");
+  int rows = 0;
+  for (const Shape& s : in) {
+    need_dims(s, 3, 3);
+    rows += s.w * s.h * num_box;
+  }
+  return {Shape::mat(6, rows)};
+}
+
 const std::map<std::string, Rule, std::less<>>& rules() {
   static const std::map<std::string, Rule, std::less<>> r = {
       {"AbsVal", same_as_first},
@@ -283,6 +318,7 @@ const std::map<std::string, Rule, std::less<>>& rules() {
       {"Crop", crop},
       {"Deconvolution", deconvolution},
       {"DeconvolutionDepthWise", deconvolution},
+      {"DetectionOutput", detection_output},
       {"Dropout", same_as_first},
       {"ELU", same_as_first},
       {"Eltwise", eltwise},
@@ -305,6 +341,7 @@ const std::map<std::string, Rule, std::less<>>& rules() {
       {"Padding", padding},
       {"Permute", permute},
       {"Pooling", pooling},
+      {"PriorBox", prior_box},
       {"PReLU", same_as_first},
       {"Reduction", reduction},
       {"ReLU", same_as_first},
@@ -318,6 +355,8 @@ const std::map<std::string, Rule, std::less<>>& rules() {
       {"Swish", same_as_first},
       {"TanH", same_as_first},
       {"UnaryOp", same_as_first},
+      {"YoloDetectionOutput", yolo_detection_output},
+      {"Yolov3DetectionOutput", yolo_detection_output},
   };
   return r;
 }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,8 @@ struct Shape {
   // "[3,227,227]" outermost first, as ncnn prints c,h,w.
   std::string str() const;
 };
+
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.str(); }
 
 class Tensor {
  public:

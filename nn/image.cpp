@@ -1,0 +1,78 @@
+#include "nn/image.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+// The implementation is compiled here with internal linkage, so this library neither
+// needs Debian's libstb.so at run time nor clashes with it.
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#define STBI_FAILURE_USERMSG
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#include <stb/stb_image.h>
+#pragma GCC diagnostic pop
+
+namespace rplayer::nn {
+
+namespace {
+
+// stb reads a cut-off binary PNM as if the missing pixels were zero; reject it instead.
+void check_pnm_size(const std::vector<uint8_t>& b, const std::string& name) {
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;
+  size_t pos = 2;
+  long fields[3] = {0, 0, 0};
+  for (long& f : fields) {
+    while (pos < b.size() && (std::isspace(b[pos]) || b[pos] == '#')) {
+      if (b[pos] == '#')
+        while (pos < b.size() && b[pos] != '\n') pos++;
+      else
+        pos++;
+    }
+    while (pos < b.size() && std::isdigit(b[pos])) f = f * 10 + (b[pos++] - '0');
+  }
+  pos++;  // the single whitespace after maxval
+  const size_t bytes_per = (fields[2] > 255 ? 2 : 1) * (b[1] == '6' ? 3 : 1);
+  const size_t need = size_t(fields[0]) * size_t(fields[1]) * bytes_per;
+  if (b.size() < pos || b.size() - pos < need)
+    throw ImageError(name + ": truncated PNM: " + std::to_string(need) + " pixel bytes expected, " +
+                     std::to_string(b.size() < pos ? 0 : b.size() - pos) + " present");
+}
+
+}  // namespace
+
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, int channels) {
+  if (channels != 0 && channels != 1 && channels != 3)
+    throw ImageError(name + ": can only decode to 1 or 3 channels");
+  if (bytes.empty()) throw ImageError(name + ": empty file");
+  check_pnm_size(bytes, name);
+  int w = 0, h = 0, stored = 0;
+  if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored))
+    throw ImageError(name + ": cannot decode image: " + stbi_failure_reason());
+  const int want = channels ? channels : (stored <= 2 ? 1 : 3);
+  unsigned char* data = stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored,
+                                              want);
+  if (!data) throw ImageError(name + ": cannot decode image: " + stbi_failure_reason());
+  Image img;
+  img.w = w;
+  img.h = h;
+  img.channels = want;
+  img.pixels.assign(data, data + size_t(w) * h * want);
+  stbi_image_free(data);
+  return img;
+}
+
+Image load_image(const std::string& path, int channels) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImageError(path + ": cannot open: " + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return decode_image(bytes, path, channels);
+}
+
+}  // namespace rplayer::nn
