@@ -9,5 +9,6 @@ namespace rplayer::tools {
 // Sets `*exit_code` when the subcommand runs.
 void add_devices_command(CLI::App& app, int* exit_code);
 void add_isa_commands(CLI::App& app, int* exit_code);
+void add_run_command(CLI::App& app, int* exit_code);
 
 }  // namespace rplayer::tools

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   rplayer::tools::add_devices_command(app, &exit_code);
   rplayer::tools::add_isa_commands(app, &exit_code);
+  rplayer::tools::add_run_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
