@@ -168,16 +168,17 @@ V3dDriver::~V3dDriver() {
   }
 }
 
+namespace {
+// Like errno: each calling thread sees the error of its own last call.
+thread_local std::string t_last_error;
+}  // namespace
+
 int V3dDriver::fail(int err, std::string msg) {
-  std::lock_guard lk(job_mu_);
-  last_error_ = std::move(msg);
+  t_last_error = std::move(msg);
   return err;
 }
 
-std::string V3dDriver::last_error() const {
-  std::lock_guard lk(job_mu_);
-  return last_error_;
-}
+std::string V3dDriver::last_error() const { return t_last_error; }
 
 std::vector<JobFault> V3dDriver::faults() const {
   std::lock_guard lk(job_mu_);
@@ -349,13 +350,13 @@ int V3dDriver::submit_csd(SubmitCsd& args) {
 int V3dDriver::wait_seqno(uint64_t seqno, Micros timeout) {
   std::unique_lock lk(job_mu_);
   if (!done_cv_.wait_for(lk, timeout, [&] { return completed_seqno_ >= seqno; })) {
-    last_error_ = "wait: job " + std::to_string(seqno) + " not done in time";
+    t_last_error = "wait: job " + std::to_string(seqno) + " not done in time";
     return -ETIMEDOUT;
   }
   auto it = job_errors_.find(seqno);
   if (it != job_errors_.end()) {
-    last_error_ = "job " + std::to_string(seqno) + " failed";
-    return it->second;
+    t_last_error = "job " + std::to_string(seqno) + " failed: " + it->second.message;
+    return it->second.err;
   }
   return 0;
 }
@@ -409,6 +410,7 @@ void V3dDriver::run_job(const Job& job) {
   // Wait for CSDDONE from the IRQ thread; on a timeout, extend while CURRENT_CFG4
   // (remaining batches) moves, otherwise declare a hang (v3d_csd_job_timedout).
   int err = 0;
+  std::string why;
   uint32_t last_remaining = ~0u;
   for (int rearm = 0;; ++rearm) {
     {
@@ -444,22 +446,30 @@ void V3dDriver::run_job(const Job& job) {
       f.qpu_error = err == -EIO;
       faults_.push_back(f);
       if (f.hang) ++stats_.hangs;
-      last_error_ = f.hang ? "GPU hang: job " + std::to_string(job.seqno) + " made no progress"
-                           : "GPU error in job " + std::to_string(job.seqno);
+      why = f.hang ? "GPU hang: no progress in " + std::to_string(opts_.job_timeout.count()) +
+                         " ms; GPU reset"
+                   : "QPU error (illegal instruction or fetch fault); GPU reset";
     }
     reset_gpu();
   } else if (!clean_caches()) {
     err = -ETIMEDOUT;
+    why = "cache clean timed out; GPU reset";
     reset_gpu();
   } else {
     ++csd_completed_;
+  }
+  // MMU faults of this job may still sit in the hub interrupt (its own thread on 7.1):
+  // take them now so they are reported before the job counts as done.
+  {
+    std::lock_guard hk(hub_irq_mu_);
+    if (io_.wait_irq(0, Micros(0))) handle_hub_irq_locked();
   }
   io_.on_sync_point(SyncPoint::AfterJob, job.seqno);
   std::lock_guard lk(job_mu_);
   completed_seqno_ = job.seqno;
   running_seqno_ = 0;
   if (err) {
-    job_errors_[job.seqno] = err;
+    job_errors_[job.seqno] = {err, why};
     ++stats_.jobs_failed;
   } else {
     ++stats_.jobs_completed;
@@ -527,6 +537,11 @@ void V3dDriver::handle_core_irq() {
 }
 
 void V3dDriver::handle_hub_irq() {
+  std::lock_guard hk(hub_irq_mu_);
+  handle_hub_irq_locked();
+}
+
+void V3dDriver::handle_hub_irq_locked() {
   const uint32_t sts = io_.read(RegBlock::Hub, INT_STS);
   if (!sts) return;
   io_.write(RegBlock::Hub, INT_CLR, sts);
@@ -544,9 +559,6 @@ void V3dDriver::handle_hub_irq() {
   f.seqno = started_seqno_;  // one job at a time: the fault is the last started job's
   faults_.push_back(f);
   ++stats_.mmu_faults;
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "GPU MMU fault at VA 0x%08x (status 0x%x)", f.va, sts);
-  last_error_ = buf;
 }
 
 }  // namespace rplayer::driver

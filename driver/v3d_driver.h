@@ -66,6 +66,7 @@ class V3dDriver {
   int wait_seqno(uint64_t seqno, Micros timeout);
   int wait_bo(uint32_t handle, Micros timeout);
 
+  // The error of the calling thread's last failed call, in words (like errno).
   std::string last_error() const;
   std::vector<JobFault> faults() const;
   DriverStats stats() const;
@@ -98,6 +99,7 @@ class V3dDriver {
   void irq_loop(int line);
   void handle_core_irq();
   void handle_hub_irq();
+  void handle_hub_irq_locked();
   int fail(int err, std::string msg);
   int core_line() const { return io_.num_irq_lines() > 1 ? 1 : 0; }
   uint32_t csd_reg(int i) const { return sku_->csd_queued_cfg0 + 4 * i; }
@@ -125,7 +127,11 @@ class V3dDriver {
   std::deque<Job> queue_;
   uint64_t next_seqno_ = 1;
   uint64_t completed_seqno_ = 0;
-  std::map<uint64_t, int> job_errors_;
+  struct JobError {
+    int err;
+    std::string message;
+  };
+  std::map<uint64_t, JobError> job_errors_;
   bool csd_done_ = false;
   bool csd_error_ = false;
   uint64_t running_seqno_ = 0;
@@ -133,7 +139,7 @@ class V3dDriver {
   uint32_t csd_completed_ = 0;  // jobs the hardware completed since reset (scheduler thread)
   std::vector<JobFault> faults_;
   DriverStats stats_;
-  std::string last_error_;
+  std::mutex hub_irq_mu_;  // one hub interrupt handler at a time (IRQ or scheduler thread)
 
   std::atomic<bool> stop_{false};
   std::thread scheduler_;

@@ -169,12 +169,10 @@ TEST_P(DriverTest, MmuFaultIsReportedWithItsAddress) {
   SubmitCsd s = job(sh, un, 1, 16, {out.handle});
   ASSERT_EQ(drv->submit_csd(s), 0);
   ASSERT_EQ(drv->wait_seqno(s.seqno, 5s), 0) << "aborted accesses let the job finish";
-  for (int i = 0; i < 100 && drv->faults().empty(); ++i) std::this_thread::sleep_for(1ms);
   auto f = drv->faults();
-  ASSERT_FALSE(f.empty());
+  ASSERT_FALSE(f.empty()) << "reported by the time the job is done";
   EXPECT_EQ(f[0].va, 0x7654000u);
   EXPECT_EQ(f[0].seqno, s.seqno);
-  EXPECT_NE(drv->last_error().find("0x07654000"), std::string::npos) << drv->last_error();
 }
 
 TEST_P(DriverTest, HangIsDetectedResetAndRecovered) {
@@ -192,7 +190,7 @@ TEST_P(DriverTest, HangIsDetectedResetAndRecovered) {
   SubmitCsd next = job(sh, un, 1, 16, {out.handle});
   ASSERT_EQ(drv->submit_csd(next), 0);
   EXPECT_EQ(drv->wait_seqno(hung.seqno, 5s), -ETIMEDOUT);
-  EXPECT_NE(drv->last_error().find("failed"), std::string::npos);
+  EXPECT_NE(drv->last_error().find("GPU hang"), std::string::npos) << drv->last_error();
   ASSERT_EQ(drv->wait_seqno(next.seqno, 5s), 0) << "the GPU works again after the reset";
   EXPECT_EQ(reinterpret_cast<uint32_t*>(out.cpu)[0], 7u);
   EXPECT_EQ(drv->stats().hangs, 1u);
@@ -240,7 +238,6 @@ TEST_P(DriverTest, FreedBufferIsUnmappedFromTheGpu) {
   SubmitCsd s = job(sh, un, 1, 16, {});
   ASSERT_EQ(drv->submit_csd(s), 0);
   ASSERT_EQ(drv->wait_seqno(s.seqno, 5s), 0);
-  for (int i = 0; i < 100 && drv->faults().empty(); ++i) std::this_thread::sleep_for(1ms);
   ASSERT_FALSE(drv->faults().empty());
   EXPECT_EQ(drv->faults()[0].va, va);
 }
