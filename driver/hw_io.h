@@ -48,7 +48,8 @@ struct BoInfo {
 };
 
 enum class SyncPoint : uint8_t {
-  BeforeJob,  // caches invalidated; the GPU is about to read memory the CPU wrote
+  BeforeJob,  // the CPU has written what the job reads; the job's hardware sequence
+              // (cache invalidation, CSD programming) follows
   AfterJob,   // job done and caches cleaned; the CPU may read what the GPU wrote
 };
 

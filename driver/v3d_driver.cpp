@@ -393,8 +393,10 @@ bool V3dDriver::clean_caches() {
 }
 
 void V3dDriver::run_job(const Job& job) {
-  invalidate_caches();
+  // The CPU is done writing what this job reads: a recorder snapshots memory here, and
+  // everything from the cache invalidation on is the job's own hardware sequence.
   io_.on_sync_point(SyncPoint::BeforeJob, job.seqno);
+  invalidate_caches();
   {
     std::lock_guard lk(job_mu_);
     csd_done_ = false;

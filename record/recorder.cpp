@@ -1,0 +1,275 @@
+#include "record/recorder.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace rplayer::record {
+
+using driver::ReadUse;
+using driver::RegBlock;
+using replay::Action;
+using replay::ActionOp;
+
+namespace {
+constexpr uint32_t kPage = 4096;
+
+replay::Block to_block(RegBlock b) { return replay::Block(uint8_t(b)); }
+
+bool is_zero(const uint8_t* p) {
+  static const uint8_t zero[kPage] = {};
+  return std::memcmp(p, zero, kPage) == 0;
+}
+}  // namespace
+
+Recorder::Recorder(driver::HwIo& inner, RecorderOptions opts) : inner_(inner), opts_(opts) {}
+
+void Recorder::start() {
+  std::lock_guard lk(mu_);
+  active_ = true;
+  rec_ = replay::Recording{};
+  rec_.weights_omitted = opts_.omit_weights;
+  blob_by_hash_.clear();
+  error_.clear();
+  stats_ = {};
+  for (auto& [h, bo] : bos_) {
+    bo.region = -1;
+    std::fill(bo.seen_hash.begin(), bo.seen_hash.end(), 0);
+  }
+}
+
+RecorderStats Recorder::stats() const {
+  std::lock_guard lk(mu_);
+  return stats_;
+}
+
+void Recorder::append(const Action& a) {
+  rec_.actions.push_back(a);
+  ++stats_.actions;
+}
+
+uint32_t Recorder::read(RegBlock b, uint32_t off, ReadUse use) {
+  std::lock_guard lk(mu_);  // held across the access: the recorded order is the bus order
+  const uint32_t v = inner_.read(b, off, use);
+  if (in_job_) {
+    Action a;
+    a.op = ActionOp::Read;
+    a.block = to_block(b);
+    a.offset = off;
+    a.value = v;
+    // Values the driver branches on must come back the same at replay; informational
+    // ones (fault addresses for a log, counters) need not.
+    a.mask = use == ReadUse::Control ? ~0u : 0u;
+    append(a);
+  }
+  return v;
+}
+
+void Recorder::write(RegBlock b, uint32_t off, uint32_t v) {
+  std::lock_guard lk(mu_);
+  inner_.write(b, off, v);
+  if (in_job_) {
+    Action a;
+    a.op = ActionOp::Write;
+    a.block = to_block(b);
+    a.offset = off;
+    a.value = v;
+    append(a);
+  }
+}
+
+bool Recorder::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
+                    driver::Micros timeout, uint32_t* last) {
+  std::lock_guard lk(mu_);
+  const bool ok = inner_.poll(b, off, mask, value, timeout, last);
+  if (in_job_) {
+    if (!ok && error_.empty()) error_ = "a poll timed out inside the recording window";
+    Action a;
+    a.op = ActionOp::Poll;  // one action, however many reads the poll took
+    a.block = to_block(b);
+    a.offset = off;
+    a.mask = mask;
+    a.value = value;
+    a.timeout_us = uint32_t(std::min<int64_t>(timeout.count(), UINT32_MAX));
+    append(a);
+  }
+  return ok;
+}
+
+bool Recorder::wait_irq(int line, driver::Micros timeout) {
+  // Not under mu_: the wait blocks while the other thread keeps talking to the GPU.
+  const bool hit = inner_.wait_irq(line, timeout);
+  if (hit) {
+    std::lock_guard lk(mu_);
+    if (in_job_) {
+      Action a;
+      a.op = ActionOp::WaitIrq;
+      a.line = uint8_t(line);
+      a.timeout_us = opts_.irq_timeout_us;
+      append(a);
+    }
+  }
+  return hit;
+}
+
+int Recorder::region_for(Bo& bo) {
+  if (bo.region >= 0) return bo.region;
+  replay::Region r;
+  r.gpu_va = bo.info.gpu_va;
+  r.size = bo.info.size;
+  r.kind = replay::RegionKind(uint8_t(bo.info.usage));
+  r.gpu_writable = bo.info.gpu_writable;
+  r.label = bo.label;
+  rec_.regions.push_back(std::move(r));
+  bo.region = int(rec_.regions.size() - 1);
+  return bo.region;
+}
+
+uint32_t Recorder::blob_for(const uint8_t* page) {
+  const uint64_t hash = XXH64(page, kPage, 0);  // the format's content hash
+  auto it = blob_by_hash_.find(hash);
+  if (it != blob_by_hash_.end() &&
+      std::memcmp(rec_.blobs[it->second].data.data(), page, kPage) == 0)
+    return it->second;
+  replay::PageBlob b;
+  b.hash = hash;
+  b.data.assign(page, page + kPage);
+  rec_.blobs.push_back(std::move(b));
+  const uint32_t idx = uint32_t(rec_.blobs.size() - 1);
+  blob_by_hash_[hash] = idx;
+  return idx;
+}
+
+void Recorder::capture_memory() {
+  const hw::MemoryWindow mem = inner_.memory();
+  Action load;
+  load.op = ActionOp::LoadMemory;
+  load.first = uint32_t(rec_.loads.size());
+  for (auto& [handle, bo] : bos_) {
+    const int region = region_for(bo);
+    if (opts_.omit_weights && bo.info.usage == driver::BoUsage::Weights) continue;
+    for (uint32_t p = 0; p < bo.pages.size(); ++p) {
+      const uint8_t* data = mem.at(bo.pages[p]);
+      const uint64_t h = XXH3_64bits(data, kPage) | 1;  // 0 means "never seen"
+      ++stats_.pages_hashed;
+      if (h == bo.seen_hash[p]) continue;
+      const bool first_sight = bo.seen_hash[p] == 0;
+      bo.seen_hash[p] = h;
+      // The replayer starts every region zeroed: a zero page seen first needs nothing; one
+      // the CPU zeroed later is a zero-fill load (the format stores no zero pages).
+      if (is_zero(data)) {
+        if (first_sight) {
+          ++stats_.zero_pages_elided;
+          continue;
+        }
+        rec_.loads.push_back({uint32_t(region), p, replay::kZeroBlob});
+        ++stats_.page_loads;
+        continue;
+      }
+      rec_.loads.push_back({uint32_t(region), p, blob_for(data)});
+      ++stats_.page_loads;
+    }
+  }
+  load.count = uint32_t(rec_.loads.size()) - load.first;
+  if (load.count) append(load);
+}
+
+void Recorder::remember_memory() {
+  // After the clean, DRAM holds what the GPU wrote; the CPU's next changes are relative
+  // to this. Only GPU-writable buffers can have changed.
+  const hw::MemoryWindow mem = inner_.memory();
+  for (auto& [handle, bo] : bos_) {
+    if (!bo.info.gpu_writable) continue;
+    for (uint32_t p = 0; p < bo.pages.size(); ++p) {
+      bo.seen_hash[p] = XXH3_64bits(mem.at(bo.pages[p]), kPage) | 1;
+      ++stats_.pages_hashed;
+    }
+  }
+}
+
+void Recorder::on_sync_point(driver::SyncPoint p, uint64_t seqno) {
+  {
+    std::lock_guard lk(mu_);
+    if (active_) {
+      if (p == driver::SyncPoint::BeforeJob) {
+        capture_memory();
+        in_job_ = true;
+      } else {
+        Action a;
+        a.op = ActionOp::JobBoundary;
+        a.value = uint32_t(seqno);
+        append(a);
+        ++stats_.jobs;
+        in_job_ = false;
+        remember_memory();
+      }
+    }
+  }
+  inner_.on_sync_point(p, seqno);
+}
+
+void Recorder::on_bo_mapped(const driver::BoInfo& info) {
+  {
+    std::lock_guard lk(mu_);
+    Bo bo;
+    bo.info = info;
+    bo.label = std::string(info.label);
+    bo.info.label = {};
+    bo.pages.assign(info.pages, info.pages + info.num_pages);
+    bo.info.pages = nullptr;
+    bo.seen_hash.assign(info.num_pages, 0);
+    bos_[info.handle] = std::move(bo);
+  }
+  inner_.on_bo_mapped(info);
+}
+
+void Recorder::on_bo_unmapped(const driver::BoInfo& info) {
+  {
+    std::lock_guard lk(mu_);
+    auto it = bos_.find(info.handle);
+    if (active_ && it != bos_.end() && it->second.region >= 0 && error_.empty())
+      error_ = "buffer '" + it->second.label + "' was freed inside the recording window";
+    if (it != bos_.end()) bos_.erase(it);
+  }
+  inner_.on_bo_unmapped(info);
+}
+
+bool Recorder::bind(const std::string& name, bool is_input, uint32_t gpu_va, uint32_t bytes,
+                    const std::vector<uint32_t>& shape, std::string* error) {
+  std::lock_guard lk(mu_);
+  for (auto& [handle, bo] : bos_) {
+    const uint64_t lo = bo.info.gpu_va, hi = lo + bo.info.size;
+    if (gpu_va < lo || uint64_t(gpu_va) + bytes > hi) continue;
+    replay::Binding b;
+    b.name = name;
+    b.is_input = is_input;
+    b.region = uint32_t(region_for(bo));
+    b.offset = gpu_va - bo.info.gpu_va;
+    b.bytes = bytes;
+    b.shape = shape;
+    rec_.bindings.push_back(std::move(b));
+    return true;
+  }
+  *error = "tensor '" + name + "' is not inside any mapped GPU buffer";
+  return false;
+}
+
+bool Recorder::finish(replay::Recording* out, std::string* error) {
+  std::lock_guard lk(mu_);
+  active_ = false;
+  in_job_ = false;
+  if (!error_.empty()) {
+    *error = error_;
+    return false;
+  }
+  if (stats_.jobs == 0) {
+    *error = "no GPU job ran inside the recording window";
+    return false;
+  }
+  *out = std::move(rec_);
+  rec_ = replay::Recording{};
+  return true;
+}
+
+}  // namespace rplayer::record

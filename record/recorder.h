@@ -1,0 +1,92 @@
+// The recorder: an HwIo that sits between the driver and the hardware, forwards every
+// access, and while a recording window is open captures the GPU jobs' conversation:
+// register writes, reads with their values and whether they matter, polls as single
+// actions, interrupt waits, and the GPU-visible memory at each job submission,
+// incrementally (only pages the CPU changed since the GPU last saw them).
+//
+// Buffer mappings are tracked from the moment the recorder is installed (so it must be
+// installed before the driver probes); regions carry the stack's own classification
+// (driver::BoUsage) and labels. Register traffic outside jobs (probe, MMU maintenance
+// for buffer creation) is not recorded: the replayer does its own.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "driver/hw_io.h"
+#include "replay/recording.h"
+
+namespace rplayer::record {
+
+struct RecorderOptions {
+  uint32_t irq_timeout_us = 2'000'000;  // bound the replayer gets for each interrupt wait
+  bool omit_weights = false;            // leave Weights regions out of the memory images
+};
+
+struct RecorderStats {
+  uint64_t jobs = 0;
+  uint64_t actions = 0;
+  uint64_t page_loads = 0;
+  uint64_t pages_hashed = 0;
+  uint64_t zero_pages_elided = 0;
+};
+
+class Recorder final : public driver::HwIo {
+ public:
+  Recorder(driver::HwIo& inner, RecorderOptions opts = {});
+
+  // Opens the recording window. Every buffer mapped now or later becomes a region.
+  void start();
+  // Binds a named tensor to a GPU address range (must lie in one mapped buffer).
+  // Returns false with *error if it does not.
+  bool bind(const std::string& name, bool is_input, uint32_t gpu_va, uint32_t bytes,
+            const std::vector<uint32_t>& shape, std::string* error);
+  // Closes the window and returns the recording. *error is set (and the recording is
+  // not usable) if something in the window cannot be replayed, e.g. a poll timed out.
+  bool finish(replay::Recording* out, std::string* error);
+  RecorderStats stats() const;
+
+  // HwIo
+  bool has_block(driver::RegBlock b) override { return inner_.has_block(b); }
+  int num_irq_lines() override { return inner_.num_irq_lines(); }
+  hw::MemoryWindow memory() override { return inner_.memory(); }
+  uint32_t read(driver::RegBlock b, uint32_t off, driver::ReadUse use) override;
+  void write(driver::RegBlock b, uint32_t off, uint32_t v) override;
+  bool poll(driver::RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
+            driver::Micros timeout, uint32_t* last) override;
+  bool wait_irq(int line, driver::Micros timeout) override;
+  void on_sync_point(driver::SyncPoint p, uint64_t seqno) override;
+  void on_bo_mapped(const driver::BoInfo& bo) override;
+  void on_bo_unmapped(const driver::BoInfo& bo) override;
+  void on_lock_released() override { inner_.on_lock_released(); }
+
+ private:
+  struct Bo {
+    driver::BoInfo info;
+    std::string label;
+    std::vector<uint64_t> pages;      // physical addresses
+    std::vector<uint64_t> seen_hash;  // page contents as the GPU last saw them (0: none)
+    int region = -1;                  // index in rec_.regions once recorded
+  };
+  void append(const replay::Action& a);  // mu_ held
+  void capture_memory();                 // mu_ held: CPU changes since the last sync
+  void remember_memory();                // mu_ held: what the GPU left behind
+  uint32_t blob_for(const uint8_t* page);
+  int region_for(Bo& bo);
+
+  driver::HwIo& inner_;
+  RecorderOptions opts_;
+  mutable std::mutex mu_;
+  bool active_ = false;
+  bool in_job_ = false;
+  std::string error_;
+  std::map<uint32_t, Bo> bos_;  // by handle
+  std::map<uint64_t, uint32_t> blob_by_hash_;
+  replay::Recording rec_;
+  RecorderStats stats_;
+};
+
+}  // namespace rplayer::record
