@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "hw/sku.h"
+#include "hw/v3d_regs.h"
+
 namespace rplayer::record {
 
 using driver::ReadUse;
@@ -29,6 +32,15 @@ void Recorder::start() {
   std::lock_guard lk(mu_);
   active_ = true;
   rec_ = replay::Recording{};
+  // The GPU this recording is for, as its IDENT registers say (outside any job: not part
+  // of the action stream).
+  rec_.sku = {inner_.read(RegBlock::Hub, v3d::HUB_IDENT1, ReadUse::Control),
+              inner_.read(RegBlock::Hub, v3d::HUB_IDENT3, ReadUse::Control),
+              inner_.read(RegBlock::Core0, v3d::CTL_IDENT0, ReadUse::Control),
+              inner_.read(RegBlock::Core0, v3d::CTL_IDENT1, ReadUse::Control)};
+  if (const hw::Sku* s = hw::identify_sku(rec_.sku.hub_ident1, rec_.sku.hub_ident3,
+                                          rec_.sku.core_ident0, rec_.sku.core_ident1))
+    rec_.sku_name = std::string(s->name);
   rec_.weights_omitted = opts_.omit_weights;
   blob_by_hash_.clear();
   error_.clear();

@@ -1,0 +1,350 @@
+// Record on one modeled SoC, replay on another: new inputs, verification, fault paths.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "driver/v3d_driver.h"
+#include "hw/isa/assembler.h"
+#include "hw/v3d_regs.h"
+#include "record/encoder.h"
+#include "record/keys.h"
+#include "record/recorder.h"
+#include "replay/decoder.h"
+#include "replay/replayer.h"
+#include "tee/soc_platform.h"
+#include "tests/common/soc_config.h"
+
+namespace rplayer::replay {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr uint32_t kN = 1024;  // floats
+
+// out[i] = in[i] * 2 + bias[i], three jobs (the second and third re-run on the output).
+Recording record_workload(const std::string& sku, const std::vector<float>& input) {
+  hw::ModeledSoc soc(test::test_config(sku));
+  driver::DirectHwIo io(soc.port(hw::World::Normal));
+  record::Recorder rec(io);
+  std::string err;
+  auto drv = driver::V3dDriver::probe(rec, {}, &err);
+  EXPECT_TRUE(drv) << err;
+  auto bo = [&](uint32_t size, driver::BoUsage u, bool w, const char* label, uint8_t** cpu) {
+    driver::CreateBo c;
+    c.size = size;
+    c.usage = u;
+    c.gpu_writable = w;
+    c.label = label;
+    EXPECT_EQ(drv->create_bo(c), 0);
+    uint32_t sz;
+    drv->mmap_bo(c.handle, cpu, &sz);
+    return c;
+  };
+  auto code = isa::assemble(R"(
+      unif r0
+      unif r1
+      unif r2
+      sreg r3, global_x
+      shl r4, r3, #2
+      add r5, r0, r4
+      ld r6, [r5]
+      add r5, r2, r4
+      ld r7, [r5]
+      ffma r6, r6, #2.0, r7
+      add r5, r1, r4
+      st [r5], r6
+      end
+  )");
+  EXPECT_TRUE(code.ok());
+  uint8_t *pc, *pin, *pout, *pbias, *pu1, *pu2;
+  auto c = bo(4096, driver::BoUsage::Code, false, "kernel", &pc);
+  auto in = bo(kN * 4, driver::BoUsage::Input, false, "in", &pin);
+  auto out = bo(kN * 4, driver::BoUsage::Output, true, "out", &pout);
+  auto bias = bo(kN * 4, driver::BoUsage::Weights, false, "bias", &pbias);
+  auto u1 = bo(4096, driver::BoUsage::Uniforms, false, "u1", &pu1);
+  auto u2 = bo(4096, driver::BoUsage::Uniforms, false, "u2", &pu2);
+  std::memcpy(pc, code.words.data(), code.words.size() * 8);
+  for (uint32_t i = 0; i < kN; ++i) reinterpret_cast<float*>(pbias)[i] = float(i % 7) - 3.f;
+  const uint32_t a1[3] = {in.gpu_va, out.gpu_va, bias.gpu_va};
+  const uint32_t a2[3] = {out.gpu_va, out.gpu_va, bias.gpu_va};  // in place on the output
+  std::memcpy(pu1, a1, 12);
+  std::memcpy(pu2, a2, 12);
+  std::memcpy(pin, input.data(), kN * 4);
+  rec.start();
+  for (int j = 0; j < 3; ++j) {
+    driver::SubmitCsd s;
+    s.cfg[0] = (kN / 64) << 16;
+    s.cfg[1] = 1 << 16;
+    s.cfg[2] = 1 << 16;
+    s.cfg[3] = 64;
+    s.cfg[4] = kN / 16 - 1;
+    s.cfg[5] = c.gpu_va;
+    s.cfg[6] = j == 0 ? u1.gpu_va : u2.gpu_va;
+    s.bo_handles = {c.handle, in.handle, out.handle, bias.handle, u1.handle, u2.handle};
+    EXPECT_EQ(drv->submit_csd(s), 0);
+    EXPECT_EQ(drv->wait_seqno(s.seqno, 5s), 0);
+  }
+  EXPECT_TRUE(rec.bind("in", true, in.gpu_va, kN * 4, {kN}, &err)) << err;
+  EXPECT_TRUE(rec.bind("out", false, out.gpu_va, kN * 4, {kN}, &err)) << err;
+  Recording r;
+  EXPECT_TRUE(rec.finish(&r, &err)) << err;
+  return r;
+}
+
+std::vector<float> expected(const std::vector<float>& in) {
+  std::vector<float> v(kN);
+  for (uint32_t i = 0; i < kN; ++i) {
+    const float b = float(i % 7) - 3.f;
+    float x = in[i] * 2.f + b;
+    x = x * 2.f + b;
+    v[i] = x * 2.f + b;
+  }
+  return v;
+}
+
+std::vector<float> ramp(float scale) {
+  std::vector<float> v(kN);
+  for (uint32_t i = 0; i < kN; ++i) v[i] = float(i) * scale - 100.f;
+  return v;
+}
+
+struct ReplaySoc {
+  explicit ReplaySoc(const std::string& sku, bool secure) : soc(test::test_config(sku)) {
+    hw::SocPort& port = soc.port(secure ? hw::World::Secure : hw::World::Normal);
+    if (secure) {
+      port.write32(hw::RegBlock::Tzpc, v3d::TZPC_GPU_SECURE, 1);
+      for (int i = 0; i < 1000 && !soc.gpu().secure(); ++i) std::this_thread::sleep_for(100us);
+    }
+    const uint64_t base = secure ? soc.memory().secure_base() : 32ull << 20;
+    platform = std::make_unique<tee::SocPlatform>(port, base, 12ull << 20);
+  }
+  ReplayError run(const Recording& r, const std::vector<float>& in, std::vector<float>* out,
+                  ReplayStats* st = nullptr) {
+    out->assign(kN, -1.f);
+    TensorIn ti{"in", in.data(), kN * 4};
+    TensorOut to{"out", out->data(), kN * 4};
+    Replayer rp(*platform);
+    return rp.run(r, {&ti, 1}, {&to, 1}, st);
+  }
+  hw::ModeledSoc soc;
+  std::unique_ptr<tee::SocPlatform> platform;
+};
+
+class ReplayTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ReplayTest, NewInputsGiveTheNativeResult) {
+  const Recording r = record_workload(GetParam(), ramp(0.5f));
+  for (bool secure : {false, true}) {
+    ReplaySoc target(GetParam(), secure);
+    for (float scale : {0.5f, -1.25f, 3.0f}) {
+      std::vector<float> out;
+      ReplayStats st;
+      const ReplayError e = target.run(r, ramp(scale), &out, &st);
+      char buf[200];
+      ASSERT_TRUE(e.ok()) << e.format(buf, sizeof buf);
+      EXPECT_EQ(out, expected(ramp(scale))) << "scale " << scale << " secure " << secure;
+      EXPECT_EQ(st.jobs, 3u);
+      EXPECT_EQ(target.platform->pages_in_use(), 0u);
+      EXPECT_TRUE(target.platform->pool_is_clean()) << "every page scrubbed";
+    }
+  }
+}
+
+TEST_P(ReplayTest, SignedFileRoundTripReplays) {
+  const Recording r = record_workload(GetParam(), ramp(1.f));
+  const record::KeyPair key = record::generate_keypair();
+  const std::vector<uint8_t> bytes = record::encode_recording(r, key);
+  Recording decoded;
+  const PublicKey trusted[] = {key.public_key};
+  ASSERT_TRUE(decode_recording(bytes, trusted, &decoded).ok());
+  ReplaySoc target(GetParam(), false);
+  std::vector<float> out;
+  ASSERT_TRUE(target.run(decoded, ramp(2.f), &out).ok());
+  EXPECT_EQ(out, expected(ramp(2.f)));
+}
+
+TEST(Replay, OtherSkuIsRejectedBeforeAnyJob) {
+  const Recording r = record_workload("v3d-7.1", ramp(1.f));
+  ReplaySoc target("v3d-4.2", false);
+  std::vector<float> out;
+  const ReplayError e = target.run(r, ramp(1.f), &out);
+  EXPECT_EQ(e.code, ReplayCode::Verify);
+  EXPECT_EQ(e.verify.code, VerifyCode::SkuMismatch);
+  EXPECT_EQ(target.soc.gpu().stats().jobs_submitted, 0u);
+  EXPECT_EQ(out, std::vector<float>(kN, 0.f)) << "no partial output";
+}
+
+TEST(Replay, LostInterruptAndHungJobEndInACleanError) {
+  Recording r = record_workload("v3d-7.1", ramp(1.f));
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::WaitIrq) a.timeout_us = 100000;  // keep the test short
+  for (int fault = 0; fault < 2; ++fault) {
+    ReplaySoc target("v3d-7.1", false);
+    (fault == 0 ? target.soc.faults().drop_interrupts : target.soc.faults().hang_dispatches) = 1;
+    std::vector<float> out;
+    const ReplayError e = target.run(r, ramp(1.f), &out);
+    EXPECT_EQ(e.code, ReplayCode::IrqTimeout);
+    EXPECT_GE(e.action, 0);
+    EXPECT_EQ(out, std::vector<float>(kN, 0.f));
+    EXPECT_EQ(target.platform->pages_in_use(), 0u);
+    EXPECT_TRUE(target.platform->pool_is_clean());
+    EXPECT_EQ(target.soc.port(hw::World::Normal).read32(hw::RegBlock::Hub, v3d::MMU_PT_PA_BASE), 0u)
+        << "the GPU was reset";
+  }
+}
+
+TEST(Replay, MmuFaultEndsInACleanError) {
+  Recording r = record_workload("v3d-7.1", ramp(1.f));
+  // Point the first job's input at an address no region covers: a valid recording
+  // structurally, but the GPU faults (and can reach nothing else).
+  for (auto& l : r.loads) {
+    const Region& reg = r.regions[l.region];
+    if (reg.kind != RegionKind::Uniforms || l.page != 0 || l.blob == kZeroBlob) continue;
+    uint32_t* w = reinterpret_cast<uint32_t*>(r.blobs[l.blob].data.data());
+    if (w[0] != w[1]) w[0] = 0x7000000;  // u1: {in, out, bias}
+  }
+  ReplaySoc target("v3d-7.1", false);
+  std::vector<float> out;
+  const ReplayError e = target.run(r, ramp(1.f), &out);
+  EXPECT_EQ(e.code, ReplayCode::GpuFault);
+  EXPECT_EQ(e.got, 0x7000000u) << "the faulting address";
+  EXPECT_TRUE(target.platform->pool_is_clean());
+}
+
+INSTANTIATE_TEST_SUITE_P(Skus, ReplayTest, ::testing::Values("v3d-7.1", "v3d-4.2"));
+
+// ---- the verifier's rules, each on a recording that is otherwise valid ---------------
+
+class VerifierTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { base_ = new Recording(record_workload("v3d-7.1", ramp(1.f))); }
+  static void TearDownTestSuite() { delete base_; }
+  VerifyCode verify(const Recording& r) { return verify_recording(r, r.sku).code; }
+  Action write(Block b, uint32_t off, uint32_t v) {
+    Action a;
+    a.op = ActionOp::Write;
+    a.block = b;
+    a.offset = off;
+    a.value = v;
+    return a;
+  }
+  Recording with(Action a) {
+    Recording r = *base_;
+    r.actions.insert(r.actions.begin() + 1, a);
+    return r;
+  }
+  static Recording* base_;
+};
+Recording* VerifierTest::base_ = nullptr;
+
+TEST_F(VerifierTest, TheRecordedWorkloadVerifies) { EXPECT_EQ(verify(*base_), VerifyCode::Ok); }
+
+TEST_F(VerifierTest, ReplayerOwnedRegistersCannotBeWritten) {
+  for (uint32_t off : {v3d::MMU_PT_PA_BASE, v3d::MMU_CTL, v3d::MMUC_CONTROL, v3d::MMU_ILLEGAL_ADDR,
+                       v3d::INT_MSK_CLR, v3d::INT_SET, v3d::MMU_BYPASS_START})
+    EXPECT_EQ(verify(with(write(Block::Hub, off, 0))), VerifyCode::RegisterNotAllowed) << off;
+  for (uint32_t off : {v3d::INT_MSK_SET, v3d::CTL_L2TFLSTA, v3d::PCTR_0_EN, v3d::CTL_MISCCFG})
+    EXPECT_EQ(verify(with(write(Block::Core0, off, 0))), VerifyCode::RegisterNotAllowed) << off;
+  EXPECT_EQ(verify(with(write(Block::Sms, v3d::SMS_TEE_CS, 0))), VerifyCode::BlockNotAllowed);
+  EXPECT_EQ(verify(with(write(Block::Tzpc, 0, 0))), VerifyCode::BlockNotAllowed);
+  EXPECT_EQ(verify(with(write(Block::Hub, 0x4000, 0))), VerifyCode::OffsetOutOfBlock);
+  EXPECT_EQ(verify(with(write(Block::Hub, 0x13, 0))), VerifyCode::OffsetOutOfBlock);
+}
+
+TEST_F(VerifierTest, JobsMustRunOurCodeWithOurUniforms) {
+  Recording r = *base_;
+  const uint32_t cfg5 = 0x930 + 20, cfg6 = 0x930 + 24;
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::Write && a.offset == cfg5) a.value = 0x7000000;
+  EXPECT_EQ(verify(r), VerifyCode::ShaderOutsideCode);
+  r = *base_;
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::Write && a.offset == cfg6) {
+      for (const Region& reg : r.regions)
+        if (reg.kind == RegionKind::Input) a.value = reg.gpu_va;  // data, not uniforms
+    }
+  EXPECT_EQ(verify(r), VerifyCode::UniformsOutsideUniforms);
+}
+
+TEST_F(VerifierTest, WaitsMustBeBounded) {
+  Recording r = *base_;
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::Poll) a.timeout_us = 0;
+  EXPECT_EQ(verify(r), VerifyCode::UnboundedPoll);
+  r = *base_;
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::Poll) a.timeout_us = 3600u * 1000000u;
+  EXPECT_EQ(verify(r), VerifyCode::UnboundedPoll);
+  r = *base_;
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::WaitIrq) a.timeout_us = 0;
+  EXPECT_EQ(verify(r), VerifyCode::UnboundedIrqWait);
+  r = *base_;
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::WaitIrq) a.line = 7;
+  EXPECT_EQ(verify(r), VerifyCode::BadIrqLine);
+}
+
+TEST_F(VerifierTest, RegionsMustBeSaneAndFitTheQuota) {
+  Recording r = *base_;
+  r.regions[1].gpu_va = r.regions[0].gpu_va + 4096 * 0;  // same start as region 0
+  EXPECT_EQ(verify(r), VerifyCode::RegionOverlap);
+  r = *base_;
+  r.regions[0].gpu_va += 12;
+  EXPECT_EQ(verify(r), VerifyCode::RegionUnaligned);
+  r = *base_;
+  r.regions[0].gpu_va = 0xfffff000;
+  r.regions[0].size = 8192;
+  EXPECT_EQ(verify(r), VerifyCode::RegionWraps);
+  r = *base_;
+  r.regions[0].gpu_va = 0;
+  EXPECT_EQ(verify(r), VerifyCode::RegionWraps) << "page 0 stays unmapped";
+  r = *base_;
+  r.regions[0].size = 0;
+  EXPECT_EQ(verify(r), VerifyCode::RegionEmpty);
+  r = *base_;
+  VerifyLimits small;
+  small.max_memory_bytes = 8192;
+  EXPECT_EQ(verify_recording(r, r.sku, small).code, VerifyCode::MemoryQuota);
+  small = {};
+  small.max_actions = 10;
+  EXPECT_EQ(verify_recording(r, r.sku, small).code, VerifyCode::TooManyActions);
+}
+
+TEST_F(VerifierTest, BindingsMustStayInsideTheirRegions) {
+  Recording r = *base_;
+  r.bindings[0].offset = r.regions[r.bindings[0].region].size - 4;
+  EXPECT_EQ(verify(r), VerifyCode::BindingOutsideRegion);
+  r = *base_;
+  r.bindings[0].offset = 0xfffffff0;  // offset + bytes overflows 32 bits
+  EXPECT_EQ(verify(r), VerifyCode::BindingOutsideRegion);
+  r = *base_;
+  r.bindings[1].is_input = true;  // an "input" into the output buffer
+  EXPECT_EQ(verify(r), VerifyCode::BindingKind);
+  r = *base_;
+  r.bindings[0].shape = {kN + 1};
+  EXPECT_EQ(verify(r), VerifyCode::BindingSize);
+  r = *base_;
+  r.bindings[0].region = 99;
+  EXPECT_EQ(verify(r), VerifyCode::BindingOutsideRegion);
+}
+
+TEST_F(VerifierTest, LoadsAndSkuAreChecked) {
+  Recording r = *base_;
+  r.loads[0].page = 1000;
+  EXPECT_EQ(verify(r), VerifyCode::BadLoad);
+  r = *base_;
+  r.sku.hub_ident1 ^= 1;
+  EXPECT_EQ(verify_recording(r, base_->sku).code, VerifyCode::UnknownSku);
+  r = *base_;
+  SkuIdentity other = r.sku;
+  other.core_ident1 ^= 0x10;
+  EXPECT_EQ(verify_recording(r, other).code, VerifyCode::SkuMismatch);
+  r = *base_;
+  r.actions.erase(std::remove_if(r.actions.begin(), r.actions.end(),
+                                 [](const Action& a) { return a.op == ActionOp::Write; }),
+                  r.actions.end());
+  EXPECT_EQ(verify(r), VerifyCode::NoJobs);
+}
+
+}  // namespace
+}  // namespace rplayer::replay
