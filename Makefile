@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 # Debian packages the build and tests use.
 APT_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev \
   libbenchmark-dev libcli11-dev nlohmann-json3-dev libonnx-dev libprotobuf-dev \
-  protobuf-compiler libstb-dev libonnx-testdata
+  protobuf-compiler libstb-dev libonnx-testdata libsodium-dev libzstd-dev libxxhash-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps configure build test test-sanitize demo bench clean
@@ -31,21 +31,26 @@ build: deps $(BUILD)/build.ninja
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer (with 10 instead of
+# 100 replayed SqueezeNet inputs: the sanitizers make the interpreter ~5x slower).
 test-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPLAYER_SANITIZE=ON
 	cmake --build $(BUILD_SAN) -j $(JOBS)
-	ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
+	RPLAYER_REPLAY_INPUTS=10 ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
 
-# Until the driver and NN stack land (issue: normal-world GPU stack), the demo shows
-# the modeled SoC: its SKUs and the QPU toolchain on an example kernel.
+# The main job: record SqueezeNet on the full GPU stack (modeled V3D 7.1), sign the
+# recording, verify it, and replay it with ../shared/images/cat.jpg in the secure world.
+DEMO_IMAGE ?= ../shared/images/cat.jpg
+export RPLAYER_KEYS ?= $(BUILD)/keys
 demo: build
-	./$(BUILD)/rplayer devices
-	./$(BUILD)/rplayer asm docs/examples/vector_add.s -o $(BUILD)/vector_add.bin
-	./$(BUILD)/rplayer disasm $(BUILD)/vector_add.bin
+	@test -f $(RPLAYER_KEYS)/signing.key || ./$(BUILD)/rplayer keygen
+	./$(BUILD)/rplayer record --model squeezenet -o $(BUILD)/squeezenet.rec
+	./$(BUILD)/rplayer verify $(BUILD)/squeezenet.rec
+	./$(BUILD)/rplayer replay $(BUILD)/squeezenet.rec --input $(DEMO_IMAGE)
 
 bench: build
 	./$(BUILD)/bench/qpu_bench --benchmark_format=json
+	./$(BUILD)/bench/inference_bench --json --models squeezenet,mnist,mnist-onnx
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

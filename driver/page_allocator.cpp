@@ -7,9 +7,12 @@ namespace rplayer::driver {
 
 PageAllocator::PageAllocator(uint64_t base, uint64_t pages, uint64_t seed) {
   free_.reserve(pages);
-  for (uint64_t i = 0; i < pages; ++i) free_.push_back(base + i * 4096);
+  std::vector<uint64_t> chunks;
+  for (uint64_t i = 0; i < pages; i += 64) chunks.push_back(i);
   std::mt19937_64 rng(seed);
-  std::shuffle(free_.begin(), free_.end(), rng);
+  std::shuffle(chunks.begin(), chunks.end(), rng);
+  for (uint64_t c : chunks)
+    for (uint64_t i = c; i < std::min(pages, c + 64); ++i) free_.push_back(base + i * 4096);
 }
 
 std::optional<std::vector<uint64_t>> PageAllocator::alloc(uint32_t count) {

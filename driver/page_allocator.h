@@ -1,5 +1,6 @@
-// Physical page allocator. Hands out single pages in a scrambled order, so buffers are
-// physically scattered as on a long-running system: nothing may assume contiguity.
+// Physical page allocator. Hands out pages from 64-page (256 KiB) chunks in a scrambled
+// order, so buffers are physically scattered as on a long-running system (nothing may
+// assume contiguity), yet map with few CPU mappings (Linux allows ~65k per process).
 #pragma once
 
 #include <cstdint>

@@ -236,11 +236,14 @@ int V3dDriver::create_bo(CreateBo& args) {
   // CPU view: reserve a contiguous range, then map each physical page into it.
   void* base = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   bool mapped = base != MAP_FAILED;
-  for (uint32_t i = 0; mapped && i < npages; ++i) {
-    void* p = mmap(static_cast<uint8_t*>(base) + size_t(i) * PAGE_SIZE, PAGE_SIZE,
+  for (uint32_t i = 0; mapped && i < npages;) {
+    uint32_t j = i + 1;
+    while (j < npages && bo->pages[j] == bo->pages[i] + uint64_t(j - i) * PAGE_SIZE) ++j;
+    void* p = mmap(static_cast<uint8_t*>(base) + size_t(i) * PAGE_SIZE, size_t(j - i) * PAGE_SIZE,
                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mem_.fd,
                    off_t(bo->pages[i] - mem_.pa_base));
     mapped = p != MAP_FAILED;
+    i = j;
   }
   if (!mapped) {
     if (base != MAP_FAILED) munmap(base, size);

@@ -526,7 +526,28 @@ class Converter {
     p.set_int(12, int(st[0]));
     // ceil_mode maps to ncnn's full padding, floor mode to valid padding.
     p.set_int(5, attr_int("ceil_mode", 0) ? 0 : 1);
-    set_pads(p, 3, 14, 13, 15, true);
+    const std::string auto_pad = attr_string("auto_pad", "NOTSET");
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      // Explicit pads rather than ncnn's SAME pad modes: ONNX excludes the padding from
+      // an average unless count_include_pad, ncnn's SAME modes always count it.
+      const Shape& in = shape_of(x);
+      const auto same = [&](int size, int64_t k, int64_t s, int* lo, int* hi) {
+        const int64_t out = (size + s - 1) / s;
+        const int64_t total = std::max<int64_t>((out - 1) * s + k - size, 0);
+        *lo = int(auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2);
+        *hi = int(total) - *lo;
+      };
+      int l, r, t, b;
+      same(in.w, ks[1], st[1], &l, &r);
+      same(in.h, ks[0], st[0], &t, &b);
+      p.set_int(3, l);
+      p.set_int(14, r);
+      p.set_int(13, t);
+      p.set_int(15, b);
+      p.set_int(5, 1);
+    } else {
+      set_pads(p, 3, 14, 13, 15, true);
+    }
     p.set_int(6, int(attr_int("count_include_pad", 0)));
     add_layer("Pooling", node_name_, {x}, {out_name()}, p);
   }

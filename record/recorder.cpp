@@ -201,6 +201,7 @@ void Recorder::remember_memory() {
 }
 
 void Recorder::on_sync_point(driver::SyncPoint p, uint64_t seqno) {
+  uint64_t jobs = 0;
   {
     std::lock_guard lk(mu_);
     if (active_) {
@@ -215,9 +216,11 @@ void Recorder::on_sync_point(driver::SyncPoint p, uint64_t seqno) {
         ++stats_.jobs;
         in_job_ = false;
         remember_memory();
+        jobs = stats_.jobs;
       }
     }
   }
+  if (jobs && opts_.on_job) opts_.on_job(jobs);
   inner_.on_sync_point(p, seqno);
 }
 
@@ -265,6 +268,22 @@ bool Recorder::bind(const std::string& name, bool is_input, uint32_t gpu_va, uin
   }
   *error = "tensor '" + name + "' is not inside any mapped GPU buffer";
   return false;
+}
+
+bool Recorder::bind_buffer(const std::string& name, bool is_input, uint32_t bytes,
+                           const std::vector<uint32_t>& shape, std::string* error) {
+  const driver::BoUsage want = is_input ? driver::BoUsage::Input : driver::BoUsage::Output;
+  uint32_t va = 0;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [handle, bo] : bos_)
+      if (bo.info.usage == want && bo.label == name) va = bo.info.gpu_va;
+  }
+  if (!va) {
+    *error = std::string("no ") + (is_input ? "input" : "output") + " buffer labelled '" + name + "'";
+    return false;
+  }
+  return bind(name, is_input, va, bytes, shape, error);
 }
 
 bool Recorder::finish(replay::Recording* out, std::string* error) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -24,6 +25,7 @@ namespace rplayer::record {
 struct RecorderOptions {
   uint32_t irq_timeout_us = 2'000'000;  // bound the replayer gets for each interrupt wait
   bool omit_weights = false;            // leave Weights regions out of the memory images
+  std::function<void(uint64_t jobs)> on_job;  // progress, called after each recorded job
 };
 
 struct RecorderStats {
@@ -44,6 +46,10 @@ class Recorder final : public driver::HwIo {
   // Returns false with *error if it does not.
   bool bind(const std::string& name, bool is_input, uint32_t gpu_va, uint32_t bytes,
             const std::vector<uint32_t>& shape, std::string* error);
+  // Binds a named tensor to the buffer the stack created for it: usage Input (or Output)
+  // and labelled with the tensor's name; the tensor starts at the buffer's start.
+  bool bind_buffer(const std::string& name, bool is_input, uint32_t bytes,
+                   const std::vector<uint32_t>& shape, std::string* error);
   // Closes the window and returns the recording. *error is set (and the recording is
   // not usable) if something in the window cannot be replayed, e.g. a poll timed out.
   bool finish(replay::Recording* out, std::string* error);

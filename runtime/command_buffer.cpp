@@ -89,11 +89,14 @@ void CommandBuffer::build_uniforms() {
   }
 }
 
+void CommandBuffer::seal() {
+  if (sealed_) return;
+  if (!dispatches_.empty()) build_uniforms();
+  sealed_ = true;
+}
+
 void CommandBuffer::submit() {
-  if (!sealed_) {
-    if (!dispatches_.empty()) build_uniforms();
-    sealed_ = true;
-  }
+  seal();
   driver::V3dDriver& drv = dev_.driver();
   last_submit_.clear();
   for (size_t i = 0; i < dispatches_.size(); ++i) {

@@ -78,6 +78,10 @@ class CommandBuffer {
   void dispatch(const CachedKernel& kernel, const Grid& grid, const std::vector<Arg>& args);
   void barrier();
 
+  // Builds the uniform buffer and fixes every dispatch's CFG words now, so that every
+  // buffer exists before the first submit (which otherwise does this on first use).
+  void seal();
+  bool sealed() const { return sealed_; }
   // Queues every dispatch with the driver; does not wait.
   void submit();
   // Waits for everything submitted since the last wait. Throws Error naming the failed

@@ -12,6 +12,7 @@
 #include "nn/model_zoo.h"
 #include "tools/commands.h"
 #include "tools/inference_backend.h"
+#include "tools/recording_io.h"
 
 namespace rplayer::tools {
 
@@ -31,24 +32,6 @@ struct RunOpts {
   int top = 5;
 };
 
-// Scores as probabilities: a network that ends in Softmax already gives them; raw
-// logits (MNIST) go through a softmax for display.
-nn::Tensor as_probabilities(nn::Tensor t) {
-  double sum = 0;
-  bool nonneg = true;
-  for (size_t i = 0; i < t.size(); ++i) {
-    sum += t.data()[i];
-    nonneg &= t.data()[i] >= 0;
-  }
-  if (nonneg && std::abs(sum - 1.0) < 1e-3) return t;
-  float mx = t.data()[0];
-  for (size_t i = 1; i < t.size(); ++i) mx = std::max(mx, t.data()[i]);
-  double z = 0;
-  for (size_t i = 0; i < t.size(); ++i) z += std::exp(double(t.data()[i] - mx));
-  for (size_t i = 0; i < t.size(); ++i) t.data()[i] = float(std::exp(double(t.data()[i] - mx)) / z);
-  return t;
-}
-
 int run(const RunOpts& o) {
   const auto t_load = Clock::now();
   nn::Model model = nn::load_model(o.model);
@@ -63,38 +46,17 @@ int run(const RunOpts& o) {
   }
   std::unique_ptr<InferenceBackend> backend = make_backend(o.backend, o.sku, model);
   const double load_ms = ms_since(t_load);
-  std::vector<nn::Tensor> outputs;
-  std::vector<double> inf_ms;
-  for (const nn::Tensor& input : inputs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
     const auto t_inf = Clock::now();
-    outputs.push_back(as_probabilities(backend->infer(input)));
-    inf_ms.push_back(ms_since(t_inf));
-  }
-  if (!o.json)
-    std::printf("model %s (%s), backend %s, load %.1f ms\n", model.info.name.c_str(),
-                model.info.path.c_str(), backend->describe().c_str(), load_ms);
-  for (size_t i = 0; i < o.images.size(); ++i) {
-    const std::string& path = o.images[i];
-    const auto top = nn::top_k(outputs[i], o.top);
-    auto label = [&](int c) {
-      return c < int(model.labels.size()) ? model.labels[c] : std::to_string(c);
-    };
-    if (o.json) {
-      nlohmann::json j;
-      j["image"] = std::filesystem::path(path).filename().string();
-      j["model"] = model.info.name;
-      j["backend"] = o.backend;
-      j["sku"] = o.sku;
-      j["top5"] = nlohmann::json::array();
-      for (auto [c, p] : top) j["top5"].push_back({{"class", c}, {"label", label(c)}, {"prob", p}});
-      j["timings_ms"] = {{"load", load_ms}, {"preprocess", pre_ms[i]}, {"inference", inf_ms[i]}};
-      j["stats"] = backend->stats();
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      std::printf("%s (%.1f ms):\n", path.c_str(), inf_ms[i]);
-      for (auto [c, p] : top) std::printf("  %4d  %.4f  %s\n", c, p, label(c).c_str());
-    }
-    std::fflush(stdout);
+    const nn::Tensor scores = backend->infer(inputs[i]);
+    const double inf_ms = ms_since(t_inf);
+    if (i == 0 && !o.json)
+      std::printf("model %s (%s), backend %s, load %.1f ms\n", model.info.name.c_str(),
+                  model.info.path.c_str(), backend->describe().c_str(), load_ms);
+    print_top(o.images[i], model.info.name, o.backend, o.sku, scores, model.labels, o.top, o.json,
+              {{"load", load_ms}, {"preprocess", pre_ms[i]}, {"inference", inf_ms}},
+              backend->stats());
+    if (!o.json) std::printf("  (%.1f ms)\n", inf_ms);
   }
   return 0;
 }

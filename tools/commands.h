@@ -10,5 +10,7 @@ namespace rplayer::tools {
 void add_devices_command(CLI::App& app, int* exit_code);
 void add_isa_commands(CLI::App& app, int* exit_code);
 void add_run_command(CLI::App& app, int* exit_code);
+void add_record_commands(CLI::App& app, int* exit_code);  // keygen, record, verify, replay
+void add_inspect_command(CLI::App& app, int* exit_code);
 
 }  // namespace rplayer::tools

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   rplayer::tools::add_devices_command(app, &exit_code);
   rplayer::tools::add_isa_commands(app, &exit_code);
   rplayer::tools::add_run_command(app, &exit_code);
+  rplayer::tools::add_record_commands(app, &exit_code);
+  rplayer::tools::add_inspect_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

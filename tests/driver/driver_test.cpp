@@ -88,15 +88,16 @@ TEST_P(DriverTest, ProbeIdentifiesTheSku) {
 
 TEST_P(DriverTest, BuffersAreScatteredZeroedAndMappedContiguously) {
   std::memset(soc.memory().data() + (32u << 20), 0xAB, 4096);  // old contents somewhere
-  Bo b = bo(64 * 4096, BoUsage::Scratch);
+  Bo b = bo(256 * 4096, BoUsage::Scratch);
   const BoInfo* info = drv->bo_info(b.handle);
   ASSERT_TRUE(info);
-  EXPECT_EQ(info->num_pages, 64u);
-  int contiguous = 0;
+  EXPECT_EQ(info->num_pages, 256u);
+  // Scattered in 64-page (256 KiB) chunks: several physical runs, none in order.
+  int breaks = 0;
   for (uint32_t i = 1; i < info->num_pages; ++i)
-    contiguous += info->pages[i] == info->pages[i - 1] + 4096;
-  EXPECT_LT(contiguous, 8) << "pages come scattered";
-  for (uint32_t i = 0; i < 64 * 4096; ++i) ASSERT_EQ(b.cpu[i], 0) << i;
+    breaks += info->pages[i] != info->pages[i - 1] + 4096;
+  EXPECT_GE(breaks, 3) << "pages come scattered";
+  for (uint32_t i = 0; i < 256 * 4096; ++i) ASSERT_EQ(b.cpu[i], 0) << i;
   // The CPU view and physical memory are the same bytes.
   b.cpu[5 * 4096 + 7] = 0x5a;
   EXPECT_EQ(soc.memory().data()[info->pages[5] + 7], 0x5a);

@@ -57,6 +57,12 @@ const std::vector<std::pair<std::string, std::string>> kOutOfScope = {
     {"wrap_pad", "wrap padding"},
     {"_seq", "sequence types"},
     {"_opt", "optional types"},
+    {"test_training", "training-mode Dropout (random mask, bool input)"},
+    {"_bcast", "numpy broadcasting between two runtime tensors of different rank"},
+    {"test_max_example", "Max/Min with other than two inputs"},
+    {"test_min_example", "Max/Min with other than two inputs"},
+    {"one_input", "Max/Min with other than two inputs"},
+    {"matmul_4d", "batched MatMul beyond [1, M, K] x [1, K, N]"},
     {"_mask", "Dropout's mask output"},
 };
 
@@ -120,6 +126,24 @@ bool takes_constant_extras(const std::string& op_type) {
   return k.count(op_type) > 0;
 }
 
+// Element-wise operators do not care where the batch is: rplayer's graphs are batch-1
+// (ncnn), so a case whose tensors lead with another extent gets a batch of 1 prepended
+// to every input and output. Broadcasting is unchanged (it aligns from the right).
+bool shape_agnostic(const std::string& op_type) {
+  static const std::set<std::string> k = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid",
+                                          "HardSwish", "Abs", "Exp", "Log", "Neg", "Sqrt",
+                                          "Clip", "Add", "Sub", "Mul", "Div", "Max", "Min",
+                                          "Identity", "Dropout"};
+  return k.count(op_type) > 0;
+}
+
+void prepend_batch(onnx::ValueInfoProto* v) {
+  auto* shape = v->mutable_type()->mutable_tensor_type()->mutable_shape();
+  auto* d = shape->add_dim();
+  d->set_dim_value(1);
+  for (int i = shape->dim_size() - 1; i > 0; --i) shape->mutable_dim()->SwapElements(i, i - 1);
+}
+
 struct CaseResult {
   enum Kind { Pass, Fail, OutOfScope } kind = Pass;
   std::string detail;
@@ -167,6 +191,11 @@ CaseResult run_case(const fs::path& dir) {
   for (const auto& in : g.input())
     if (!inits.count(in.name())) input_names.push_back(in.name());
   const std::string op_type = g.node_size() > 0 ? g.node(0).op_type() : "";
+  bool add_batch = false;
+  if (shape_agnostic(op_type) && g.input_size() > 0) {
+    const auto& s0 = g.input(0).type().tensor_type().shape();
+    add_batch = s0.dim_size() == 0 || s0.dim(0).dim_value() != 1;
+  }
 
   // Inputs: feed the first (and, for element-wise ops, every) one; bake the others.
   std::map<std::string, nn::Tensor> feeds;
@@ -181,6 +210,7 @@ CaseResult run_case(const fs::path& dir) {
     }
     Array a;
     if (!to_array(t, &a, &why)) return {CaseResult::OutOfScope, why};
+    if (add_batch) a.dims.insert(a.dims.begin(), 1);
     if (a.dims.empty() || a.dims[0] != 1)
       return {CaseResult::OutOfScope, "input '" + input_names[i] + "' has no batch-1 leading dim"};
     std::vector<int> outer(a.dims.begin() + 1, a.dims.end());
@@ -199,6 +229,11 @@ CaseResult run_case(const fs::path& dir) {
       g.mutable_input()->DeleteSubrange(i, 1);
   }
 
+  if (add_batch) {
+    for (auto& in : *g.mutable_input())
+      if (feeds.count(in.name())) prepend_batch(&in);
+    for (auto& out : *g.mutable_output()) prepend_batch(&out);
+  }
   std::string bytes;
   model.SerializeToString(&bytes);
   std::map<std::string, nn::Tensor> outs;

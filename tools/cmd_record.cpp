@@ -1,0 +1,261 @@
+// `rplayer keygen`, `rplayer record`, `rplayer verify` and `rplayer replay`.
+//
+// Keys live in a key directory ($RPLAYER_KEYS, default ./keys): `signing.key` (secret,
+// mode 0600) signs recordings, `trusted/*.pub` is the trust store verify and replay use.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "driver/counting_hw_io.h"
+#include "nn/model_error.h"
+#include "nn/model_zoo.h"
+#include "nn/preprocess.h"
+#include "record/encoder.h"
+#include "record/keys.h"
+#include "record/recorder.h"
+#include "replay/decoder.h"
+#include "replay/replayer.h"
+#include "tee/soc_platform.h"
+#include "tools/commands.h"
+#include "tools/gpu_stack.h"
+#include "tools/recording_io.h"
+
+namespace rplayer::tools {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+int keygen(const std::string& dir_arg, bool force) {
+  const fs::path dir = key_dir(dir_arg);
+  const fs::path secret = dir / "signing.key";
+  if (fs::exists(secret) && !force) {
+    std::printf("%s exists (use --force to replace it)\n", secret.c_str());
+    return 0;
+  }
+  fs::create_directories(dir / "trusted");
+  const record::KeyPair kp = record::generate_keypair();
+  record::save_secret_key(secret, kp);
+  const fs::path pub = dir / "trusted" / (record::key_id_hex(kp.public_key) + ".pub");
+  record::save_public_key(pub, kp.public_key);
+  std::printf("signing key %s\npublic key  %s (key id %s)\n", secret.c_str(), pub.c_str(),
+              record::key_id_hex(kp.public_key).c_str());
+  return 0;
+}
+
+struct RecordOpts {
+  std::string model = "squeezenet", sku = "v3d-7.1", output, keys, image;
+  bool omit_weights = false;
+};
+
+int record_cmd(const RecordOpts& o) {
+  const auto t0 = Clock::now();
+  const record::KeyPair key = record::load_secret_key(key_dir(o.keys) / "signing.key");
+  nn::Model model = nn::load_model(o.model);
+  // The job stream does not depend on the input; a real image keeps the recording honest
+  // (and its output checkable). Models without an image input get a fixed pattern.
+  nn::Tensor input(model.info.input_shape);
+  if (!o.image.empty()) {
+    input = nn::preprocess_image(o.image, model.info.preprocess, model.info.input_shape.w,
+                                 model.info.input_shape.h);
+  } else {
+    for (size_t i = 0; i < input.size(); ++i) input.data()[i] = float(i % 251) / 251.f;
+  }
+  const bool tty = isatty(2);
+  record::RecorderOptions ropts;
+  ropts.omit_weights = o.omit_weights;
+  ropts.on_job = [tty](uint64_t jobs) {
+    if (tty && jobs % 8 == 0) std::fprintf(stderr, "\rrecording: %llu GPU jobs", (unsigned long long)jobs);
+  };
+  GpuStack stack(o.sku, model, ropts);
+  stack.recorder().start();
+  const nn::Tensor out = stack.infer(input);
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  std::string err;
+  // The executor gives each graph input and output a buffer of its own, labelled with
+  // the blob's name (nn/gpu/gpu_executor.h).
+  for (const auto& [blob, is_input] : {std::pair{model.info.input_blob, true},
+                                       std::pair{model.info.output_blob, false}}) {
+    const nn::Shape& s = model.graph.blob_shape(blob);
+    std::vector<uint32_t> shape;
+    for (int d : s.outer_dims()) shape.push_back(uint32_t(d));
+    if (!stack.recorder().bind_buffer(blob, is_input, uint32_t(s.total() * 4), shape, &err))
+      throw std::runtime_error(err);
+  }
+  replay::Recording rec;
+  if (!stack.recorder().finish(&rec, &err)) throw std::runtime_error("recording failed: " + err);
+  rec.sku_name = o.sku;
+  rec.metadata = {{"model", o.model},
+                  {"input_blob", model.info.input_blob},
+                  {"output_blob", model.info.output_blob},
+                  {"stack", "rplayer 0.1.0 (driver + runtime/JIT + nn GPU backend)"},
+                  {"jobs", std::to_string(stack.recorder().stats().jobs)}};
+  const std::vector<uint8_t> bytes = record::encode_recording(rec, key);
+  write_file(o.output, bytes);
+  const auto st = stack.recorder().stats();
+  std::printf("recorded %s on %s: %llu jobs, %zu actions, %zu regions, %zu page loads "
+              "(%zu unique pages), %zu bytes -> %s (%.0f ms)\n",
+              o.model.c_str(), o.sku.c_str(), (unsigned long long)st.jobs, rec.actions.size(),
+              rec.regions.size(), rec.loads.size(), rec.blobs.size(), bytes.size(),
+              o.output.c_str(), ms_since(t0));
+  (void)out;
+  return 0;
+}
+
+int verify_cmd(const std::string& file, const std::vector<std::string>& keys,
+               const std::string& trust, const std::string& sku) {
+  replay::Recording rec;
+  const auto t0 = Clock::now();
+  std::string err;
+  if (!load_recording(file, keys, trust, &rec, &err)) {
+    std::fprintf(stderr, "rplayer verify: %s: %s\n", file.c_str(), err.c_str());
+    return 1;
+  }
+  // Against the GPU present: here the modeled SKU asked for (default: the recording's).
+  const hw::Sku* target = sku.empty() ? replay::recording_sku(rec) : hw::find_sku(sku);
+  if (!target) {
+    std::fprintf(stderr, "rplayer verify: %s: unknown GPU SKU\n", file.c_str());
+    return 1;
+  }
+  const replay::SkuIdentity present{target->hub_ident1, target->hub_ident3, target->core_ident0,
+                                    target->core_ident1};
+  const replay::VerifyError v = replay::verify_recording(rec, present);
+  char buf[200];
+  if (!v.ok()) {
+    std::fprintf(stderr, "rplayer verify: %s: rejected: %s\n", file.c_str(),
+                 v.format(buf, sizeof buf));
+    return 1;
+  }
+  std::printf("%s: ok (signature, format and verifier rules; %s; %.1f ms)\n", file.c_str(),
+              std::string(target->name).c_str(), ms_since(t0));
+  return 0;
+}
+
+struct ReplayOpts {
+  std::string file, trust;
+  std::vector<std::string> keys, images;
+  bool json = false;
+  int top = 5;
+};
+
+int replay_cmd(const ReplayOpts& o) {
+  const auto t0 = Clock::now();
+  replay::Recording rec;
+  std::string err;
+  if (!load_recording(o.file, o.keys, o.trust, &rec, &err)) {
+    std::fprintf(stderr, "rplayer replay: %s: %s\n", o.file.c_str(), err.c_str());
+    return 1;
+  }
+  const double load_ms = ms_since(t0);
+  const std::string model_name = metadata(rec, "model");
+  const nn::ModelInfo info = nn::resolve_model(model_name);
+  const std::vector<std::string> labels =
+      info.labels_path.empty() ? std::vector<std::string>{} : nn::load_labels(info.labels_path);
+  const replay::Binding* in_b = nullptr;
+  const replay::Binding* out_b = nullptr;
+  for (const replay::Binding& b : rec.bindings) (b.is_input ? in_b : out_b) = &b;
+  if (!in_b || !out_b) {
+    std::fprintf(stderr, "rplayer replay: %s has no input/output binding\n", o.file.c_str());
+    return 1;
+  }
+  // Decode every image before replaying any: a bad file fails before any output.
+  std::vector<nn::Tensor> inputs;
+  for (const std::string& path : o.images)
+    inputs.push_back(nn::preprocess_image(path, info.preprocess, info.input_shape.w,
+                                          info.input_shape.h));
+  ReplayTarget target(rec.sku_name);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].size() * 4 != in_b->bytes)
+      throw std::runtime_error("input size does not match the recording's binding");
+    std::vector<float> out(out_b->bytes / 4);
+    replay::ReplayStats st;
+    const auto t1 = Clock::now();
+    const replay::ReplayError e = target.run(rec, in_b->name, inputs[i], out_b->name, &out, &st);
+    const double replay_ms = ms_since(t1);
+    char buf[256];
+    if (!e.ok()) {
+      std::fprintf(stderr, "rplayer replay: %s: %s\n", o.images[i].c_str(), e.format(buf, sizeof buf));
+      return 1;
+    }
+    nn::Tensor scores(nn::Shape::vec(int(out.size())), out);
+    print_top(o.images[i], model_name, "replay", rec.sku_name, scores, labels, o.top, o.json,
+              {{"load", load_ms},
+               {"replay", replay_ms},
+               {"verify", st.verify_us / 1e3},
+               {"setup", st.setup_us / 1e3},
+               {"execute", st.execute_us / 1e3},
+               {"teardown", st.teardown_us / 1e3}},
+              {{"jobs", st.jobs},
+               {"actions", st.actions},
+               {"checked_reads", st.checked_reads},
+               {"polls", st.polls},
+               {"irq_waits", st.irq_waits},
+               {"pages", st.pages},
+               {"pages_loaded", st.pages_loaded}});
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_record_commands(CLI::App& app, int* exit_code) {
+  auto wrap = [exit_code](const char* name, auto fn) {
+    return [exit_code, name, fn] {
+      try {
+        *exit_code = fn();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "rplayer %s: %s\n", name, e.what());
+        *exit_code = 1;
+      }
+    };
+  };
+
+  auto* kg_dir = new std::string;
+  auto* kg_force = new bool(false);
+  auto* kg = app.add_subcommand("keygen", "Create the signing key and trust it");
+  kg->add_option("--keys", *kg_dir, "Key directory (default $RPLAYER_KEYS or ./keys)");
+  kg->add_flag("--force", *kg_force, "Replace an existing signing key");
+  kg->callback(wrap("keygen", [=] { return keygen(*kg_dir, *kg_force); }));
+
+  auto* ro = new RecordOpts;
+  auto* rc = app.add_subcommand("record", "Record a model's inference on the full GPU stack");
+  rc->add_option("--model", ro->model, "Model name or .param/.onnx path")->capture_default_str();
+  rc->add_option("--sku", ro->sku, "Modeled GPU: v3d-7.1 or v3d-4.2")->capture_default_str();
+  rc->add_option("-o,--output", ro->output, "Recording file")->required();
+  rc->add_option("--keys", ro->keys, "Key directory (default $RPLAYER_KEYS or ./keys)");
+  rc->add_option("--image", ro->image, "Image to record with (default: a fixed pattern)");
+  rc->add_flag("--omit-weights", ro->omit_weights, "Leave the weights out of the recording");
+  rc->callback(wrap("record", [=] { return record_cmd(*ro); }));
+
+  auto* vf_file = new std::string;
+  auto* vf_keys = new std::vector<std::string>;
+  auto* vf_trust = new std::string;
+  auto* vf_sku = new std::string;
+  auto* vf = app.add_subcommand("verify", "Check a recording: signature, format, verifier rules");
+  vf->add_option("file", *vf_file, "Recording file")->required();
+  vf->add_option("--key", *vf_keys, "Trusted public key file (repeatable)");
+  vf->add_option("--trust", *vf_trust, "Trust store (default $RPLAYER_KEYS/trusted or ./keys/trusted)");
+  vf->add_option("--sku", *vf_sku, "GPU to verify for (default: the recording's)");
+  vf->callback(wrap("verify", [=] { return verify_cmd(*vf_file, *vf_keys, *vf_trust, *vf_sku); }));
+
+  auto* rp = new ReplayOpts;
+  auto* rpc = app.add_subcommand("replay", "Replay a recording with new inputs");
+  rpc->add_option("file", rp->file, "Recording file")->required();
+  rpc->add_option("--input", rp->images, "Input image(s)")->required();
+  rpc->add_option("--key", rp->keys, "Trusted public key file (repeatable)");
+  rpc->add_option("--trust", rp->trust, "Trust store directory or file");
+  rpc->add_option("--top", rp->top, "How many classes to print")->capture_default_str();
+  rpc->add_flag("--json", rp->json, "One JSON object per image, one per line");
+  rpc->callback(wrap("replay", [=] { return replay_cmd(*rp); }));
+}
+
+}  // namespace rplayer::tools

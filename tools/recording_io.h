@@ -1,0 +1,51 @@
+// What the record/replay commands share: key locations, loading and checking a signed
+// recording, the replay target (a modeled SoC whose GPU the secure world owns), and the
+// top-k output that `run` and `replay` print alike.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "hw/soc.h"
+#include "nn/tensor.h"
+#include "replay/recording.h"
+#include "replay/replayer.h"
+#include "tee/soc_platform.h"
+
+namespace rplayer::tools {
+
+// The key directory: the argument, else $RPLAYER_KEYS, else ./keys.
+std::filesystem::path key_dir(const std::string& arg);
+void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
+
+// Reads, decodes and checks the signature of a recording against the given public key
+// files, or else the trust store (`trust`, else <key dir>/trusted). false with *error.
+bool load_recording(const std::string& path, const std::vector<std::string>& key_files,
+                    const std::string& trust, replay::Recording* rec, std::string* error);
+std::string metadata(const replay::Recording& rec, const std::string& key);
+
+// A modeled SoC for replays: the GPU moved to the secure world, pages from the carve-out.
+class ReplayTarget {
+ public:
+  explicit ReplayTarget(const std::string& sku);
+  replay::ReplayError run(const replay::Recording& rec, const std::string& in_name,
+                          const nn::Tensor& input, const std::string& out_name,
+                          std::vector<float>* out, replay::ReplayStats* st);
+  hw::ModeledSoc& soc() { return *soc_; }
+
+ private:
+  std::unique_ptr<hw::ModeledSoc> soc_;
+  std::unique_ptr<tee::SocPlatform> platform_;
+};
+
+// Prints the top-k classes of `scores` (softmax applied when they are logits) as text,
+// or as one JSON line: {"image", "model", "backend", "sku", "top5", "timings_ms", "stats"}.
+void print_top(const std::string& image, const std::string& model, const std::string& backend,
+               const std::string& sku, const nn::Tensor& scores,
+               const std::vector<std::string>& labels, int k, bool json,
+               const nlohmann::json& timings_ms, const nlohmann::json& stats);
+
+}  // namespace rplayer::tools
