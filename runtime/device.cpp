@@ -82,7 +82,10 @@ Device::~Device() = default;
 void Device::fail(const std::string& what) const { throw Error(what + ": " + drv_.last_error()); }
 
 Buffer Device::create_buffer(uint32_t bytes, driver::BoUsage usage, const std::string& label) {
-  const bool writable = usage != driver::BoUsage::Code && usage != driver::BoUsage::Uniforms;
+  // What only the CPU writes is read-only for the GPU: a stray store faults instead of
+  // corrupting code, uniform streams, weights or the input.
+  const bool writable = usage != driver::BoUsage::Code && usage != driver::BoUsage::Uniforms &&
+                        usage != driver::BoUsage::Weights && usage != driver::BoUsage::Input;
   return create_buffer(bytes, usage, label, writable);
 }
 
