@@ -427,14 +427,17 @@ void V3dDriver::run_job(const Job& job) {
     }
     // A completed count one past ours with nothing current: the job finished and its
     // interrupt was lost. Finish it instead of resetting a healthy GPU.
-    const uint32_t status = io_.read(RegBlock::Core0, CSD_STATUS);
+    // Progress checks depend on timing and on the GPU's history, not on the job: they are
+    // informational for a recorder (a replayer keeps its own bounded waits).
+    const uint32_t status = io_.read(RegBlock::Core0, CSD_STATUS, ReadUse::Informational);
     if (!(status & CSD_STATUS_HAVE_CURRENT) &&
         get_field(status, 11, 4) == ((csd_completed_ + 1) & 0xff)) {
       std::lock_guard lk(job_mu_);
       ++stats_.lost_interrupts;
       break;
     }
-    const uint32_t remaining = io_.read(RegBlock::Core0, sku_->csd_current_cfg0 + 16);
+    const uint32_t remaining =
+        io_.read(RegBlock::Core0, sku_->csd_current_cfg0 + 16, ReadUse::Informational);
     if (remaining != last_remaining && rearm < opts_.max_timeout_rearms) {
       last_remaining = remaining;
       continue;

@@ -40,8 +40,9 @@ void EventQueue::run() {
       continue;
     }
     auto it = events_.begin();
-    if (Clock::now() < it->first.first) {
-      cv_.wait_until(lk, it->first.first);
+    const Clock::time_point due = it->first.first;  // copy: cancel_all() may free the node
+    if (Clock::now() < due) {
+      cv_.wait_until(lk, due);
       continue;
     }
     std::function<void()> fn = std::move(it->second);

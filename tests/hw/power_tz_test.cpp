@@ -12,7 +12,9 @@ using hw::RegBlock;
 using hw::World;
 
 TEST(Power, V71StartsPoweredOffAndPowersUpThroughSms) {
-  Harness h(test_config("v3d-7.1"));
+  hw::SocConfig cfg = test_config("v3d-7.1");
+  cfg.timing.scale = 100;  // transitions observable even on a loaded machine
+  Harness h(cfg);
   EXPECT_EQ(h.rd(RegBlock::Sms, SMS_TEE_CS) & SMS_STATE_MASK, SMS_POWER_OFF_STATE);
   EXPECT_EQ(h.hub(HUB_IDENT1), 0u) << "an unpowered block reads 0";
   EXPECT_GT(h.soc().gpu().stats().unpowered_accesses, 0u);
@@ -27,7 +29,9 @@ TEST(Power, V71StartsPoweredOffAndPowersUpThroughSms) {
 }
 
 TEST(Power, SmsResetWalksItsStatesAndRestoresResetValues) {
-  Harness h(test_config("v3d-7.1"));
+  hw::SocConfig cfg = test_config("v3d-7.1");
+  cfg.timing.scale = 100;  // milliseconds per step: observable even on a loaded machine
+  Harness h(cfg);
   ASSERT_TRUE(h.init());
   EXPECT_NE(h.hub(MMU_PT_PA_BASE), 0u);
   h.wr(RegBlock::Sms, SMS_REE_CS, SMS_RESET_REQUEST);
