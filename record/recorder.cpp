@@ -3,10 +3,12 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "hw/sku.h"
 #include "hw/v3d_regs.h"
+#include "replay/verifier.h"
 
 namespace rplayer::record {
 
@@ -17,6 +19,7 @@ using replay::ActionOp;
 
 namespace {
 constexpr uint32_t kPage = 4096;
+constexpr int64_t kMaxIrqWaitUs = replay::VerifyLimits{}.max_irq_wait_us;
 
 replay::Block to_block(RegBlock b) { return replay::Block(uint8_t(b)); }
 
@@ -118,7 +121,13 @@ bool Recorder::wait_irq(int line, driver::Micros timeout) {
       Action a;
       a.op = ActionOp::WaitIrq;
       a.line = uint8_t(line);
-      a.timeout_us = opts_.irq_timeout_us;
+      // The bound the replayer gets: the configured one, or 20x what this job took here
+      // if that is longer (a slow recording machine predicts a slow replay), capped at
+      // the verifier's limit.
+      const auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - job_start_)
+                            .count();
+      a.timeout_us = uint32_t(std::clamp<int64_t>(20 * took, opts_.irq_timeout_us, kMaxIrqWaitUs));
       append(a);
     }
   }
@@ -208,6 +217,7 @@ void Recorder::on_sync_point(driver::SyncPoint p, uint64_t seqno) {
       if (p == driver::SyncPoint::BeforeJob) {
         capture_memory();
         in_job_ = true;
+        job_start_ = std::chrono::steady_clock::now();
       } else {
         Action a;
         a.op = ActionOp::JobBoundary;

@@ -10,6 +10,7 @@
 // for buffer creation) is not recorded: the replayer does its own.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -88,6 +89,7 @@ class Recorder final : public driver::HwIo {
   mutable std::mutex mu_;
   bool active_ = false;
   bool in_job_ = false;
+  std::chrono::steady_clock::time_point job_start_;
   std::string error_;
   std::map<uint32_t, Bo> bos_;  // by handle
   std::map<uint64_t, uint32_t> blob_by_hash_;

@@ -106,6 +106,9 @@ TEST(NewInputs, MnistAllDigitsOnBothSkus) {
 }
 
 TEST(NewInputs, BenchGraphsWithGeneratedInputs) {
+#ifdef RPLAYER_SANITIZED
+  GTEST_SKIP() << "whole bench graphs run in the plain build only (sanitizers: ~30x slower)";
+#endif
   for (const std::string name : {"bench/mobilenet_v2", "bench/shufflenet_v2", "bench/resnet18"}) {
     const nn::ModelInfo info = nn::resolve_model(name);
     auto input = [&](uint32_t seed) {
