@@ -4,13 +4,10 @@
 // mode 0600) signs recordings, `trusted/*.pub` is the trust store verify and replay use.
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include "driver/counting_hw_io.h"
 #include "nn/model_error.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
@@ -78,7 +75,7 @@ int record_cmd(const RecordOpts& o) {
   };
   GpuStack stack(o.sku, model, ropts);
   stack.recorder().start();
-  const nn::Tensor out = stack.infer(input);
+  stack.infer(input);
   if (tty) std::fprintf(stderr, "\r\033[K");
   std::string err;
   // The executor gives each graph input and output a buffer of its own, labelled with
@@ -107,7 +104,6 @@ int record_cmd(const RecordOpts& o) {
               o.model.c_str(), o.sku.c_str(), (unsigned long long)st.jobs, rec.actions.size(),
               rec.regions.size(), rec.loads.size(), rec.blobs.size(), bytes.size(),
               o.output.c_str(), ms_since(t0));
-  (void)out;
   return 0;
 }
 
