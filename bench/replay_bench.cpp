@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bench/bench_util.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
 #include "record/encoder.h"
@@ -21,16 +22,9 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using rplayer::bench::Clock;
+using rplayer::bench::ms;
+using rplayer::bench::split;
 
 rplayer::nn::Tensor make_input(const rplayer::nn::Model& m, uint32_t seed) {
   rplayer::nn::Tensor t(m.info.input_shape);
