@@ -391,26 +391,10 @@ void interp(const Layer& l, const Inputs& in, Outputs& out) {
     return;
   }
   if (p.resize_type != 2) throw ModelError("bicubic Interp is not supported");
-  // ncnn's linear_coeffs: half-pixel centers unless align_corner, clamped at the edges.
-  auto coeffs = [&](int in_size, int out_size, std::vector<int>& ofs, std::vector<float>& a) {
-    ofs.resize(out_size);
-    a.resize(out_size);
-    double sc = double(in_size) / out_size;
-    if (p.align_corner) sc = out_size > 1 ? double(in_size - 1) / (out_size - 1) : 0.0;
-    for (int d = 0; d < out_size; d++) {
-      float f = p.align_corner ? float(d * sc) : float((d + 0.5) * sc - 0.5);
-      int sx = int(std::floor(f));
-      f -= float(sx);
-      if (sx < 0) sx = 0, f = 0.f;
-      if (sx >= in_size - 1) sx = std::max(in_size - 2, 0), f = in_size > 1 ? 1.f : 0.f;
-      ofs[d] = sx;
-      a[d] = f;
-    }
-  };
   std::vector<int> xo, yo;
   std::vector<float> xa, ya;
-  coeffs(w, ow, xo, xa);
-  coeffs(h, oh, yo, ya);
+  interp_linear_coeffs(w, ow, p.align_corner, &xo, &xa);
+  interp_linear_coeffs(h, oh, p.align_corner, &yo, &ya);
   for (int q = 0; q < c; q++)
     for (int y = 0; y < oh; y++) {
       const float* r0 = x.row(yo[y], q);

@@ -1,6 +1,7 @@
 #include "nn/layer_params.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "nn/model_error.h"
 
@@ -410,6 +411,23 @@ std::vector<bool> reduction_axes(const ParamDict& p, const Shape& in) {
     reduce[a] = true;
   }
   return reduce;
+}
+
+void interp_linear_coeffs(int in_size, int out_size, bool align_corner, std::vector<int>* left,
+                          std::vector<float>* alpha) {
+  left->resize(out_size);
+  alpha->resize(out_size);
+  double sc = double(in_size) / out_size;
+  if (align_corner) sc = out_size > 1 ? double(in_size - 1) / (out_size - 1) : 0.0;
+  for (int d = 0; d < out_size; d++) {
+    float f = align_corner ? float(d * sc) : float((d + 0.5) * sc - 0.5);
+    int sx = int(std::floor(f));
+    f -= float(sx);
+    if (sx < 0) sx = 0, f = 0.f;
+    if (sx >= in_size - 1) sx = std::max(in_size - 2, 0), f = in_size > 1 ? 1.f : 0.f;
+    (*left)[d] = sx;
+    (*alpha)[d] = f;
+  }
 }
 
 }  // namespace rplayer::nn

@@ -124,4 +124,10 @@ std::vector<int> permute_axes(int order_type, int dims);
 // Reduction: which outer axes are reduced.
 std::vector<bool> reduction_axes(const ParamDict& p, const Shape& in);
 
+// ncnn's linear_coeffs for bilinear Interp: for each output index, the left source index
+// (the right one is the next, clamped) and the right neighbour's weight. Half-pixel
+// centers unless align_corner; clamped at the edges. Both backends use it so they agree.
+void interp_linear_coeffs(int in_size, int out_size, bool align_corner, std::vector<int>* left,
+                          std::vector<float>* alpha);
+
 }  // namespace rplayer::nn

@@ -264,20 +264,16 @@ void encode_interp(OpContext& ctx) {
     for (int yy = 0; yy < oh; yy++) ytab.push_back(bits(uint32_t(std::min(int(yy * hs), h - 1))));
     for (int xx = 0; xx < ow; xx++) xtab.push_back(bits(uint32_t(std::min(int(xx * ws), w - 1))));
   } else {
-    // ncnn's linear_coeffs, as the CPU reference computes them.
+    // Per output index: left, right (clamped), and their weights, as the CPU computes them.
     auto coeffs = [&](int in_size, int out_size, std::vector<float>& tab) {
-      double sc = double(in_size) / out_size;
-      if (p.align_corner) sc = out_size > 1 ? double(in_size - 1) / (out_size - 1) : 0.0;
+      std::vector<int> left;
+      std::vector<float> alpha;
+      interp_linear_coeffs(in_size, out_size, p.align_corner, &left, &alpha);
       for (int d = 0; d < out_size; d++) {
-        float f = p.align_corner ? float(d * sc) : float((d + 0.5) * sc - 0.5);
-        int sx = int(std::floor(f));
-        f -= float(sx);
-        if (sx < 0) sx = 0, f = 0.f;
-        if (sx >= in_size - 1) sx = std::max(in_size - 2, 0), f = in_size > 1 ? 1.f : 0.f;
-        tab.push_back(bits(uint32_t(sx)));
-        tab.push_back(bits(uint32_t(std::min(sx + 1, in_size - 1))));
-        tab.push_back(1.f - f);
-        tab.push_back(f);
+        tab.push_back(bits(uint32_t(left[d])));
+        tab.push_back(bits(uint32_t(std::min(left[d] + 1, in_size - 1))));
+        tab.push_back(1.f - alpha[d]);
+        tab.push_back(alpha[d]);
       }
     };
     coeffs(w, ow, xtab);
