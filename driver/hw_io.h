@@ -6,6 +6,10 @@
 // on a SocPort; a recorder, a replay checker or a remote shim (accesses executed over a
 // network, values returned later) implement the same interface. Implementations must be
 // thread-safe: the submission and interrupt threads use it concurrently.
+//
+// The SoC's GPU ownership mailbox (RegBlock::Mbox, its interrupt line after the GPU's)
+// goes through here too, from the driver's mailbox thread. It is no part of any job: a
+// recording decorator must leave it out (record/recorder.cpp does).
 #pragma once
 
 #include <chrono>

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -97,7 +98,13 @@ bool V3dDriver::init(std::string* error) {
     return false;
   }
   scheduler_ = std::thread([this] { scheduler_loop(); });
-  for (int l = 0; l < io_.num_irq_lines(); ++l) irq_threads_.emplace_back([this, l] { irq_loop(l); });
+  for (int l = 0; l < sku_->num_irq_lines; ++l) irq_threads_.emplace_back([this, l] { irq_loop(l); });
+  // The ownership mailbox, if the platform has one (the modeled SoC). Its line is
+  // delivered to the normal world only, so a driver in the secure world never acts on it.
+  if (io_.has_block(RegBlock::Mbox) && io_.num_irq_lines() > sku_->mbox_irq_line()) {
+    io_.write(RegBlock::Mbox, MBOX_ACK, 0);  // the GPU is in use: claims must wait for us
+    mbox_thread_ = std::thread([this] { mbox_loop(); });
+  }
   return true;
 }
 
@@ -124,10 +131,18 @@ bool V3dDriver::init_hw_state() {
   io_.write(RegBlock::Core0, INT_MSK_CLR, core_bits);
   io_.write(RegBlock::Hub, INT_MSK_SET, ~hub_bits);
   io_.write(RegBlock::Hub, INT_MSK_CLR, hub_bits);
-  return flush_mmu();
+  return flush_mmu_hw();
 }
 
 bool V3dDriver::flush_mmu() {
+  // While the secure world has the GPU its TLB is not ours to flush, and the resume
+  // re-initializes the MMU (flush included) before any job runs.
+  std::shared_lock g(gate_mu_);
+  if (gpu_away_) return true;
+  return flush_mmu_hw();
+}
+
+bool V3dDriver::flush_mmu_hw() {
   bool ok;
   {
     std::lock_guard lk(mmu_mu_);
@@ -147,9 +162,25 @@ bool V3dDriver::flush_mmu() {
 }
 
 V3dDriver::~V3dDriver() {
+  // Hand-offs end first (a suspend or resume in progress completes, each bounded); a
+  // later claim goes unanswered and the secure world switches after its timeout.
+  mbox_stop_ = true;
+  mbox_thread_started_ = mbox_thread_.joinable();
+  if (mbox_thread_.joinable()) mbox_thread_.join();
   if (scheduler_.joinable()) {
     {
       std::unique_lock lk(job_mu_);
+      done_cv_.wait(lk, [&] { return running_seqno_ == 0; });
+      if (suspending_) {
+        // The GPU is with the secure world and nobody will resume: queued jobs cannot run.
+        for (const Job& j : queue_) {
+          job_errors_[j.seqno] = {-ENODEV, "driver removed while the secure world owned the GPU"};
+          completed_seqno_ = std::max(completed_seqno_, j.seqno);
+          ++stats_.jobs_failed;
+        }
+        queue_.clear();
+        done_cv_.notify_all();
+      }
       // Let queued jobs finish (each is bounded by the hang timer), then stop.
       done_cv_.wait(lk, [&] { return queue_.empty() && running_seqno_ == 0; });
       stop_ = true;
@@ -161,11 +192,13 @@ V3dDriver::~V3dDriver() {
   for (auto& t : irq_threads_) t.join();
   for (auto& [h, bo] : bos_)
     if (bo->cpu) munmap(bo->cpu, bo->info.size);
-  if (sku_ && io_.has_block(RegBlock::Sms)) {
+  if (sku_ && io_.has_block(RegBlock::Sms) && !gpu_away()) {
     // v3d_power_off_sms()
     io_.write(RegBlock::Sms, SMS_TEE_CS, SMS_POWER_OFF);
     io_.poll(RegBlock::Sms, SMS_TEE_CS, SMS_STATE_MASK, SMS_POWER_OFF_STATE, opts_.poll_timeout);
   }
+  // Nobody in the normal world holds the GPU any more: a claim need not wait.
+  if (mbox_thread_started_) io_.write(RegBlock::Mbox, MBOX_ACK, 1);
 }
 
 namespace {
@@ -199,13 +232,20 @@ DriverStats V3dDriver::stats() const {
 // ---- ioctls ------------------------------------------------------------------------
 
 int V3dDriver::get_param(Param p, uint64_t* value) {
+  // While the secure world has the GPU its registers read 0 (and count as violations):
+  // answer from the SKU, which matched these registers at probe.
+  std::shared_lock g(gate_mu_);
+  const bool away = gpu_away_;
+  auto ident = [&](RegBlock b, uint32_t off, uint32_t sku_value) -> uint64_t {
+    return away ? sku_value : io_.read(b, off);
+  };
   switch (p) {
-    case Param::HubIdent1: *value = io_.read(RegBlock::Hub, HUB_IDENT1); return 0;
-    case Param::HubIdent2: *value = io_.read(RegBlock::Hub, HUB_IDENT2); return 0;
-    case Param::HubIdent3: *value = io_.read(RegBlock::Hub, HUB_IDENT3); return 0;
-    case Param::CoreIdent0: *value = io_.read(RegBlock::Core0, CTL_IDENT0); return 0;
-    case Param::CoreIdent1: *value = io_.read(RegBlock::Core0, CTL_IDENT1); return 0;
-    case Param::CoreIdent2: *value = io_.read(RegBlock::Core0, CTL_IDENT2); return 0;
+    case Param::HubIdent1: *value = ident(RegBlock::Hub, HUB_IDENT1, sku_->hub_ident1); return 0;
+    case Param::HubIdent2: *value = ident(RegBlock::Hub, HUB_IDENT2, sku_->hub_ident2); return 0;
+    case Param::HubIdent3: *value = ident(RegBlock::Hub, HUB_IDENT3, sku_->hub_ident3); return 0;
+    case Param::CoreIdent0: *value = ident(RegBlock::Core0, CTL_IDENT0, sku_->core_ident0); return 0;
+    case Param::CoreIdent1: *value = ident(RegBlock::Core0, CTL_IDENT1, sku_->core_ident1); return 0;
+    case Param::CoreIdent2: *value = ident(RegBlock::Core0, CTL_IDENT2, sku_->core_ident2); return 0;
     case Param::SupportsCsd: *value = 1; return 0;
     case Param::NumQpus: *value = uint64_t(sku_->num_qpus()); return 0;
     case Param::SharedBytes: *value = sku_->shared_bytes; return 0;
@@ -457,6 +497,8 @@ void V3dDriver::run_job(const Job& job) {
       why = f.hang ? "GPU hang: no progress in " + std::to_string(opts_.job_timeout.count()) +
                          " ms; GPU reset"
                    : "QPU error (illegal instruction or fetch fault); GPU reset";
+      // A forced switch to the secure world resets the GPU under the job: say so.
+      if (claim_seen_) why += " (the secure world claimed the GPU meanwhile)";
     }
     reset_gpu();
   } else if (!clean_caches()) {
@@ -490,8 +532,8 @@ void V3dDriver::scheduler_loop() {
     Job job;
     {
       std::unique_lock lk(job_mu_);
-      job_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop with nothing left
+      job_cv_.wait(lk, [&] { return stop_ || (!queue_.empty() && !suspending_); });
+      if (queue_.empty() || suspending_) return;  // stop with nothing left to run
       job = std::move(queue_.front());
       queue_.pop_front();
       running_seqno_ = job.seqno;
@@ -517,9 +559,17 @@ void V3dDriver::reset_gpu() {
 // ---- interrupts --------------------------------------------------------------------
 
 void V3dDriver::irq_loop(int line) {
-  const bool shared = io_.num_irq_lines() == 1;
+  const bool shared = sku_->num_irq_lines == 1;
   while (!stop_) {
     if (!io_.wait_irq(line, opts_.irq_poll)) continue;
+    std::shared_lock g(gate_mu_);
+    if (gpu_away_) {
+      // Not ours (masked before the suspend, delivered to the secure world after the
+      // switch): nothing to handle, and the registers must not be touched.
+      g.unlock();
+      std::this_thread::sleep_for(opts_.irq_poll);
+      continue;
+    }
     if (shared || line == core_line()) handle_core_irq();
     if (shared || line == 0) handle_hub_irq();
   }
@@ -567,6 +617,115 @@ void V3dDriver::handle_hub_irq_locked() {
   f.seqno = started_seqno_;  // one job at a time: the fault is the last started job's
   faults_.push_back(f);
   ++stats_.mmu_faults;
+}
+
+}  // namespace rplayer::driver
+
+namespace rplayer::driver {
+
+// ---- GPU ownership mailbox ---------------------------------------------------------
+
+void V3dDriver::mbox_loop() {
+  const int line = sku_->mbox_irq_line();
+  bool retry = false;  // a resume failed: try again on the next tick without an event
+  while (!mbox_stop_) {
+    const bool event = io_.wait_irq(line, opts_.irq_poll);
+    if (!event && !retry) continue;
+    if (event) {
+      // Acknowledge before acting: a CLAIM change after this raises the line again, and
+      // the handler acts on CLAIM's current level, not on the number of changes.
+      const uint32_t ev = io_.read(RegBlock::Mbox, MBOX_EVENT);
+      if (ev) io_.write(RegBlock::Mbox, MBOX_EVENT, ev);
+    }
+    retry = !handle_mailbox();
+    io_.on_lock_released();  // a deferring HwIo must deliver the answer now
+  }
+}
+
+bool V3dDriver::handle_mailbox() {
+  if (io_.read(RegBlock::Mbox, MBOX_CLAIM) & 1) {
+    claim_seen_ = true;
+    if (!gpu_away()) suspend();
+    // A release that came while we quiesced gets no ack: its event resumes us next.
+    if (io_.read(RegBlock::Mbox, MBOX_CLAIM) & 1) io_.write(RegBlock::Mbox, MBOX_ACK, 1);
+    return true;
+  }
+  if (!gpu_away()) {
+    // A claim and its release both passed before we looked (busy, or not loaded yet).
+    // If the GPU went to the secure world meanwhile, the switch reset it: the page table
+    // base is gone. Then start over as after a suspend.
+    const uint32_t pt_base =
+        io_.read(RegBlock::Hub, MMU_PT_PA_BASE, ReadUse::Informational);
+    if (pt_base == uint32_t(pt_pa_ >> PAGE_SHIFT)) {
+      io_.write(RegBlock::Mbox, MBOX_ACK, 0);
+      return true;
+    }
+    suspend();
+  }
+  if (!resume()) return false;
+  io_.write(RegBlock::Mbox, MBOX_ACK, 0);
+  return true;
+}
+
+void V3dDriver::suspend() {
+  {
+    std::unique_lock lk(job_mu_);
+    suspending_ = true;  // nothing new is dispatched; submissions queue up
+    suspend_start_ = std::chrono::steady_clock::now();
+    // The job on the GPU finishes, or fails and resets, within its own hang timer.
+    done_cv_.wait(lk, [&] { return running_seqno_ == 0; });
+  }
+  bool taken;
+  {
+    // Waits out interrupt handlers and MMU flushes in progress; later ones see
+    // gpu_away_ and keep off the registers.
+    std::unique_lock g(gate_mu_);
+    // Reads 0 if the secure world already switched without waiting for us.
+    taken = io_.read(RegBlock::Hub, HUB_IDENT1, ReadUse::Informational) != sku_->hub_ident1;
+    // No interrupt of ours may be pending into the secure session or the switch.
+    io_.write(RegBlock::Core0, INT_MSK_SET, ~0u);
+    io_.write(RegBlock::Hub, INT_MSK_SET, ~0u);
+    gpu_away_ = true;
+  }
+  io_.on_lock_released();
+  std::lock_guard lk(job_mu_);
+  ++stats_.suspends;
+  if (taken) ++stats_.forced_takeovers;
+}
+
+bool V3dDriver::gpu_is_back() {
+  // Every normal-world read returns 0 while the GPU is secure or switching.
+  if (io_.poll(RegBlock::Hub, HUB_IDENT1, ~0u, sku_->hub_ident1, opts_.resume_timeout))
+    return true;
+  // A 7.1 the secure world left powered off reads 0 too; its SMS state tells them apart
+  // (0 = IDLE is also what a refused read returns).
+  return io_.has_block(RegBlock::Sms) &&
+         (io_.read(RegBlock::Sms, SMS_TEE_CS) & SMS_STATE_MASK) != SMS_IDLE;
+}
+
+bool V3dDriver::resume() {
+  {
+    std::unique_lock g(gate_mu_);
+    // The secure world releases only once the GPU is back; check anyway: writes to it
+    // before would be refused (violations) and the init lost.
+    if (!gpu_is_back()) return false;
+    // Exactly as after probe: power (SMS reset on 7.1), MMU, cache range, interrupts.
+    std::string err;
+    if (!power_up(&err) || !init_hw_state()) return false;
+    gpu_away_ = false;
+  }
+  {
+    std::lock_guard lk(job_mu_);
+    csd_completed_ = 0;  // the hardware's completed-job counter restarted
+    suspending_ = false;
+    claim_seen_ = false;
+    ++stats_.resumes;
+    stats_.suspended_us += uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::steady_clock::now() - suspend_start_)
+                                        .count());
+  }
+  job_cv_.notify_all();
+  return true;
 }
 
 }  // namespace rplayer::driver

@@ -2,6 +2,14 @@
 // the MMU and its flush sequence, buffer objects, a CSD queue with one job in flight
 // run by a submission thread, interrupt threads, fences with timeouts, hang detection
 // with GPU reset and recovery. All hardware access goes through HwIo.
+//
+// GPU hand-off to the secure world (docs/hw.md, ownership mailbox): when the secure
+// world claims the GPU, the mailbox thread stops dispatching, lets the job in flight
+// finish, masks interrupts and answers MBOX_ACK = 1; from then on until the release no
+// thread touches a GPU register (submissions queue, waits block with their timeouts).
+// On the release it re-initializes the GPU as after probe, answers MBOX_ACK = 0 and
+// dispatches again. If the secure world did not wait (a forced switch), the job in
+// flight fails as after a reset and the driver recovers at the release.
 #pragma once
 
 #include <atomic>
@@ -12,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +38,7 @@ struct DriverOptions {
   std::chrono::milliseconds job_timeout{500};      // hang timer (Linux: 500 ms)
   int max_timeout_rearms = 20;                     // progress-based extensions per job
   std::chrono::milliseconds irq_poll{20};          // interrupt threads wake to check for stop
+  Micros resume_timeout{100000};                   // GPU back in the normal world after a release
 };
 
 struct DriverStats {
@@ -41,6 +51,11 @@ struct DriverStats {
   uint64_t mmu_flushes = 0;
   uint64_t lost_interrupts = 0;  // jobs found complete after their timer expired
   uint64_t bos_live = 0;
+  // Hand-offs to the secure world.
+  uint64_t suspends = 0;
+  uint64_t resumes = 0;
+  uint64_t forced_takeovers = 0;  // the GPU was already gone when the driver had quiesced
+  uint64_t suspended_us = 0;      // dispatch stopped for a claim until resumed (completed ones)
 };
 
 class V3dDriver {
@@ -89,8 +104,9 @@ class V3dDriver {
   bool init(std::string* error);
   bool power_up(std::string* error);
   bool reset_sms();
-  bool init_hw_state();  // MMU, caches range, interrupt masks (after probe and reset)
-  bool flush_mmu();      // MMUC flush then TLB clear, each polled
+  bool init_hw_state();  // MMU, caches range, interrupt masks (after probe, reset, resume)
+  bool flush_mmu();      // for BO changes: flush_mmu_hw, skipped while the GPU is away
+  bool flush_mmu_hw();   // MMUC flush then TLB clear, each polled
   void reset_gpu();
   void invalidate_caches();
   bool clean_caches();
@@ -100,8 +116,19 @@ class V3dDriver {
   void handle_core_irq();
   void handle_hub_irq();
   void handle_hub_irq_locked();
+  // Ownership mailbox (mailbox thread).
+  void mbox_loop();
+  bool handle_mailbox();  // acts on MBOX_CLAIM; false if a resume must be retried
+  void suspend();
+  bool resume();
+  bool gpu_is_back();     // the GPU answers in the normal world again
+  bool gpu_away() {
+    std::shared_lock g(gate_mu_);
+    return gpu_away_;
+  }
   int fail(int err, std::string msg);
-  int core_line() const { return io_.num_irq_lines() > 1 ? 1 : 0; }
+  // The GPU's own lines; the port has one more, the mailbox's.
+  int core_line() const { return sku_->num_irq_lines > 1 ? 1 : 0; }
   uint32_t csd_reg(int i) const { return sku_->csd_queued_cfg0 + 4 * i; }
 
   HwIo& io_;
@@ -141,9 +168,23 @@ class V3dDriver {
   DriverStats stats_;
   std::mutex hub_irq_mu_;  // one hub interrupt handler at a time (IRQ or scheduler thread)
 
+  // GPU ownership. suspending_ (job_mu_) stops dispatch from the start of a suspend to
+  // the end of the resume. gpu_away_ (written with gate_mu_ exclusive, by the mailbox
+  // thread only) means the GPU's registers are not ours: interrupt handlers and MMU
+  // flushes hold gate_mu_ shared and skip the hardware while it is set. Lock order:
+  // gate_mu_ -> hub_irq_mu_ / mmu_mu_ -> job_mu_.
+  std::shared_mutex gate_mu_;
+  bool gpu_away_ = false;
+  bool suspending_ = false;
+  std::chrono::steady_clock::time_point suspend_start_;
+  std::atomic<bool> claim_seen_{false};  // a claim is being or was handled, not yet resumed
+
   std::atomic<bool> stop_{false};
+  std::atomic<bool> mbox_stop_{false};
   std::thread scheduler_;
   std::vector<std::thread> irq_threads_;
+  std::thread mbox_thread_;
+  bool mbox_thread_started_ = false;  // the driver announced itself in MBOX_ACK
 };
 
 }  // namespace rplayer::driver

@@ -1,5 +1,6 @@
 #include "hw/phys_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,12 +12,19 @@ namespace rplayer::hw {
 
 namespace {
 int make_memfd(const char* name, uint64_t bytes) {
-  int fd = memfd_create(name, MFD_CLOEXEC);
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) throw std::runtime_error(std::string("memfd_create: ") + std::strerror(errno));
   if (ftruncate(fd, off_t(bytes)) != 0) {
     int e = errno;
     close(fd);
     throw std::runtime_error(std::string("ftruncate DRAM: ") + std::strerror(e));
+  }
+  // DRAM does not change size: a world process holding the fd must not be able to
+  // truncate it under the SoC (which would fault on its next access).
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    int e = errno;
+    close(fd);
+    throw std::runtime_error(std::string("sealing DRAM: ") + std::strerror(e));
   }
   return fd;
 }

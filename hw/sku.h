@@ -20,6 +20,7 @@ struct Sku {
   uint32_t mmu_debug_info;
   uint32_t bridge_revision;      // 0 = no bridge block
   bool has_sms;
+  // The GPU's interrupt lines, the only ones a recording may wait on.
   int num_irq_lines;             // 4.2: hub and core share line 0; 7.1: hub 0, core 1
   uint32_t core_block_size;
   // CSD register layout.
@@ -43,6 +44,9 @@ struct Sku {
   uint32_t shared_bytes;         // per-workgroup shared memory
   uint32_t clock_mhz;            // for modeled device time
   int num_qpus() const { return num_slices * qpus_per_slice; }
+  // The SoC's GPU ownership mailbox line (model): the one after the GPU's lines, so a
+  // SoC has num_irq_lines + 1 lines.
+  int mbox_irq_line() const { return num_irq_lines; }
   uint32_t version() const { return tver * 10u + rev; }
 };
 

@@ -11,6 +11,7 @@ std::string_view reg_block_name(RegBlock b) {
     case RegBlock::Sms: return "sms";
     case RegBlock::Bridge: return "bridge";
     case RegBlock::Tzpc: return "tzpc";
+    case RegBlock::Mbox: return "mbox";
   }
   return "?";
 }
@@ -41,7 +42,7 @@ static const Sku& sku_or_throw(const std::string& name) {
 }
 
 ModeledSoc::ModeledSoc(const SocConfig& cfg)
-    : mem_(cfg.normal_bytes, cfg.secure_bytes), irq_(sku_or_throw(cfg.sku).num_irq_lines) {
+    : mem_(cfg.normal_bytes, cfg.secure_bytes), irq_(sku_or_throw(cfg.sku).mbox_irq_line() + 1) {
   gpu_ = std::make_unique<V3dGpu>(sku_or_throw(cfg.sku), mem_, irq_, events_, faults_, cfg.timing,
                                   cfg.device_threads);
   normal_port_ = std::make_unique<Port>(*this, World::Normal);

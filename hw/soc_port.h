@@ -12,8 +12,10 @@ namespace rplayer::hw {
 
 enum class World : uint8_t { Normal, Secure };
 
-enum class RegBlock : uint8_t { Hub, Core0, Sms, Bridge, Tzpc };
-inline constexpr int kNumRegBlocks = 5;
+// Mbox is the model's GPU ownership mailbox (docs/hw.md): a SoC block, not part of the
+// GPU, so recordings (replay::Block) never name it.
+enum class RegBlock : uint8_t { Hub, Core0, Sms, Bridge, Tzpc, Mbox };
+inline constexpr int kNumRegBlocks = 6;
 std::string_view reg_block_name(RegBlock b);
 
 // A window of physical memory mapped into the caller: PA pa_base maps to base[0].
@@ -36,6 +38,7 @@ class SocPort {
   virtual void write32(RegBlock b, uint32_t offset, uint32_t value) = 0;
   // The part of physical memory this world may map.
   virtual MemoryWindow memory() = 0;
+  // The GPU's lines (Sku::num_irq_lines) plus the mailbox line after them.
   virtual int num_irq_lines() const = 0;
   // Blocks until interrupt `line` is asserted (level) or the timeout passes.
   // Returns whether it is asserted.

@@ -47,6 +47,9 @@ V3dGpu::V3dGpu(const Sku& sku, PhysMemory& mem, IrqLines& irq, EventQueue& event
       mmu_(mem, *this),
       l2t_(mem, faults, *this) {
   reset_registers();
+  // The ownership mailbox talks to the normal world whoever owns the GPU.
+  if (irq_.count() > sku_.mbox_irq_line())
+    irq_.set_line_delivery(sku_.mbox_irq_line(), IrqDelivery::Normal);
   csd_ = std::make_unique<CsdEngine>(
       std::max(1, device_threads), *this, exec_mu_,
       CsdEngine::Callbacks{
@@ -65,7 +68,8 @@ bool V3dGpu::has_block(RegBlock b) const {
   switch (b) {
     case RegBlock::Hub:
     case RegBlock::Core0:
-    case RegBlock::Tzpc: return true;
+    case RegBlock::Tzpc:
+    case RegBlock::Mbox: return true;
     case RegBlock::Sms: return sku_.has_sms;
     case RegBlock::Bridge: return sku_.bridge_revision != 0;
   }
@@ -79,6 +83,7 @@ uint32_t V3dGpu::block_size(RegBlock b) const {
     case RegBlock::Sms: return 0x700;
     case RegBlock::Bridge: return 0x100;
     case RegBlock::Tzpc: return 0x100;
+    case RegBlock::Mbox: return 0x100;
   }
   return 0;
 }
@@ -93,6 +98,8 @@ std::chrono::nanoseconds V3dGpu::latency(uint32_t ns) {
 
 bool V3dGpu::reachable(World w, RegBlock b, bool* violation) const {
   *violation = false;
+  // The mailbox is how the worlds negotiate ownership: it must work in every state.
+  if (b == RegBlock::Mbox) return true;
   if (b == RegBlock::Tzpc) {
     *violation = w != World::Secure;
     return !*violation;
@@ -137,6 +144,12 @@ uint32_t V3dGpu::read(World w, RegBlock b, uint32_t off) {
           else if (off == TZPC_VIOLATIONS) v = uint32_t(stats_.tz_violations);
           else known = false;
           break;
+        case RegBlock::Mbox:
+          if (off == MBOX_CLAIM) v = mbox_claim_;
+          else if (off == MBOX_ACK) v = mbox_ack_;
+          else if (off == MBOX_EVENT) v = mbox_event_;
+          else known = false;
+          break;
       }
       dropped = !known;
     }
@@ -175,6 +188,7 @@ void V3dGpu::write(World w, RegBlock b, uint32_t off, uint32_t v) {
           }
           break;
         case RegBlock::Tzpc: handled = write_tzpc(off, v); break;
+        case RegBlock::Mbox: handled = write_mbox(w, off, v); break;
       }
       if (!handled) ++stats_.unknown_writes;
     }
@@ -736,6 +750,26 @@ bool V3dGpu::write_tzpc(uint32_t off, uint32_t v) {
     events_.schedule_after(latency(timing_.world_switch_ns),
                            [this, to_secure] { finish_world_switch(to_secure); });
   }
+  return true;
+}
+
+bool V3dGpu::write_mbox(World w, uint32_t off, uint32_t v) {
+  // Each register has one writer; the other world's writes are ignored like writes to
+  // a read-only register (not violations: both worlds may use the block).
+  const bool secure = w == World::Secure;
+  if (off == MBOX_CLAIM && secure) {
+    if ((v & 1) != mbox_claim_) {
+      mbox_claim_ = v & 1;
+      mbox_event_ |= MBOX_EVENT_CLAIM_CHANGED;
+    }
+  } else if (off == MBOX_ACK && !secure) {
+    mbox_ack_ = v & 1;
+  } else if (off == MBOX_EVENT && !secure) {
+    mbox_event_ &= ~v;
+  } else {
+    return false;
+  }
+  if (irq_.count() > sku_.mbox_irq_line()) irq_.set_level(sku_.mbox_irq_line(), mbox_event_ != 0);
   return true;
 }
 

@@ -1,4 +1,5 @@
-// The V3D-shaped GPU: register blocks (hub, core0, SMS, GR bridge, TZPC) with their
+// The V3D-shaped GPU: register blocks (hub, core0, SMS, GR bridge, TZPC, and the SoC's
+// GPU ownership mailbox, which lives here because it shares the register path) with their
 // reset values and side effects, interrupt generation, the MMU and L2T cache on the
 // GPU's DMA path, CSD queueing, power/reset state machines and TrustZone
 // partitioning. Timed effects (busy bits, power transitions, completion interrupts)
@@ -101,6 +102,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   bool write_sms(World w, uint32_t off, uint32_t v);
   bool write_bridge(uint32_t off, uint32_t v);
   bool write_tzpc(uint32_t off, uint32_t v);
+  bool write_mbox(World w, uint32_t off, uint32_t v);
   bool write_int(IntGroup& g, uint32_t off, uint32_t v);
   uint32_t read_int(const IntGroup& g, uint32_t off, bool* known) const;
   bool reachable(World w, RegBlock b, bool* violation) const;
@@ -157,6 +159,9 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   Power power_;
   uint32_t sms_state_ = 0;
   bool world_switching_ = false;
+  // Ownership mailbox: not GPU state, so neither reset nor world switch clears it.
+  // ACK starts at 1: no normal-world driver holds the GPU until one probes and says so.
+  uint32_t mbox_claim_ = 0, mbox_ack_ = 1, mbox_event_ = 0;
   uint32_t axicfg_ = 0, uifcfg_ = 0;
   IntGroup hub_int_, core_int_;
   uint32_t mmuc_control_ = 0;

@@ -142,15 +142,4 @@ std::vector<std::string> load_labels(const std::string& path) {
   return labels;
 }
 
-std::vector<std::pair<int, float>> top_k(const Tensor& scores, int k) {
-  std::vector<std::pair<int, float>> v;
-  for (size_t i = 0; i < scores.size(); i++) v.emplace_back(int(i), scores[i]);
-  k = std::min<int>(k, int(v.size()));
-  std::partial_sort(v.begin(), v.begin() + k, v.end(), [](const auto& a, const auto& b) {
-    return a.second > b.second || (a.second == b.second && a.first < b.first);
-  });
-  v.resize(k);
-  return v;
-}
-
 }  // namespace rplayer::nn

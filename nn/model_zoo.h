@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "nn/graph.h"
+#include "nn/scores.h"
 #include "nn/preprocess.h"
 
 namespace rplayer::nn {
@@ -43,7 +44,5 @@ Model load_model(const std::string& name_or_path);
 // One label per line; throws ModelError if unreadable.
 std::vector<std::string> load_labels(const std::string& path);
 
-// The k largest scores of a flat tensor as (index, score), best first.
-std::vector<std::pair<int, float>> top_k(const Tensor& scores, int k);
 
 }  // namespace rplayer::nn

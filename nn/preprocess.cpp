@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 namespace rplayer::nn {
 namespace {
@@ -152,6 +153,27 @@ Tensor preprocess_image(const Image& img, Preprocess p, int w, int h) {
 
 Tensor preprocess_image(const std::string& path, Preprocess p, int w, int h) {
   return preprocess_image(load_image(path), p, w, h);
+}
+
+namespace {
+constexpr std::pair<Preprocess, const char*> kPreprocessNames[] = {
+    {Preprocess::kSqueezeNet, "squeezenet"},
+    {Preprocess::kMnistUnit, "mnist-unit"},
+    {Preprocess::kMnistRaw, "mnist-raw"},
+    {Preprocess::kNone, "none"},
+};
+}  // namespace
+
+const char* preprocess_name(Preprocess p) {
+  for (const auto& [v, name] : kPreprocessNames)
+    if (v == p) return name;
+  return "none";
+}
+
+bool parse_preprocess(const std::string& name, Preprocess* p) {
+  for (const auto& [v, n] : kPreprocessNames)
+    if (name == n) return *p = v, true;
+  return false;
 }
 
 }  // namespace rplayer::nn

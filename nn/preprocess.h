@@ -33,6 +33,11 @@ enum class Preprocess {
   kNone,          // generated inputs only
 };
 
+// Names for recordings' metadata (the replay TA preprocesses images itself):
+// "squeezenet", "mnist-unit", "mnist-raw", "none".
+const char* preprocess_name(Preprocess p);
+bool parse_preprocess(const std::string& name, Preprocess* p);
+
 // Loads `path` and applies `p` for an input of w x h.
 Tensor preprocess_image(const std::string& path, Preprocess p, int w, int h);
 Tensor preprocess_image(const Image& img, Preprocess p, int w, int h);

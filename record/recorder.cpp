@@ -64,7 +64,10 @@ void Recorder::append(const Action& a) {
   ++stats_.actions;
 }
 
+// The ownership mailbox is the SoC's, not the GPU's: its traffic (a hand-off to the
+// secure world) is no part of a job and the verifier rejects its block.
 uint32_t Recorder::read(RegBlock b, uint32_t off, ReadUse use) {
+  if (b == RegBlock::Mbox) return inner_.read(b, off, use);
   std::lock_guard lk(mu_);  // held across the access: the recorded order is the bus order
   const uint32_t v = inner_.read(b, off, use);
   if (in_job_) {
@@ -82,6 +85,7 @@ uint32_t Recorder::read(RegBlock b, uint32_t off, ReadUse use) {
 }
 
 void Recorder::write(RegBlock b, uint32_t off, uint32_t v) {
+  if (b == RegBlock::Mbox) return inner_.write(b, off, v);
   std::lock_guard lk(mu_);
   inner_.write(b, off, v);
   if (in_job_) {
@@ -96,6 +100,7 @@ void Recorder::write(RegBlock b, uint32_t off, uint32_t v) {
 
 bool Recorder::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
                     driver::Micros timeout, uint32_t* last) {
+  if (b == RegBlock::Mbox) return inner_.poll(b, off, mask, value, timeout, last);
   std::lock_guard lk(mu_);
   const bool ok = inner_.poll(b, off, mask, value, timeout, last);
   if (in_job_) {
@@ -117,7 +122,9 @@ bool Recorder::wait_irq(int line, driver::Micros timeout) {
   const bool hit = inner_.wait_irq(line, timeout);
   if (hit) {
     std::lock_guard lk(mu_);
-    if (in_job_) {
+    // Only the GPU's lines: the mailbox line (the one after them) is not a job's.
+    const hw::Sku* sku = hw::find_sku(rec_.sku_name);
+    if (in_job_ && (!sku || line < sku->num_irq_lines)) {
       Action a;
       a.op = ActionOp::WaitIrq;
       a.line = uint8_t(line);

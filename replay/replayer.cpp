@@ -15,6 +15,9 @@ namespace {
 constexpr uint32_t kPage = 4096;
 constexpr uint32_t kPtPages = 1024;          // 4 MiB: the whole 4 GiB GPU address space
 constexpr uint32_t kSetupTimeoutUs = 100000;  // power, reset and MMU (as Linux: 100 ms)
+// Page states besides a blob index or kZeroBlob.
+constexpr uint32_t kDirty = 0xfffffffe;       // written by a run (input, GPU): scrub
+constexpr uint32_t kCallerData = 0xfffffffd;  // the caller's weights, kept for the session
 
 const TensorIn* find_in(std::span<const TensorIn> v, const std::string& name) {
   for (const TensorIn& t : v)
@@ -22,14 +25,6 @@ const TensorIn* find_in(std::span<const TensorIn> v, const std::string& name) {
   return nullptr;
 }
 }  // namespace
-
-// Every physical page of a replay, so that teardown can scrub and free all of them.
-struct Replayer::RegionPages {
-  std::vector<std::vector<uint64_t>> region;  // per region, per page
-  uint64_t pt[kPtPages] = {};
-  uint64_t scratch = 0;
-  bool have_pt = false, have_scratch = false;
-};
 
 const char* ReplayError::message() const {
   switch (code) {
@@ -44,6 +39,7 @@ const char* ReplayError::message() const {
     case ReplayCode::MissingInput: return "input tensor missing or of the wrong size";
     case ReplayCode::MissingOutput: return "output tensor missing or of the wrong size";
     case ReplayCode::GpuFault: return "the GPU reported a fault";
+    case ReplayCode::NotLoaded: return "no recording loaded";
   }
   return "?";
 }
@@ -65,8 +61,13 @@ const char* ReplayError::format(char* buf, size_t size) const {
 
 bool Replayer::poll(Block b, uint32_t off, uint32_t mask, uint32_t value, uint32_t timeout_us) {
   const uint64_t deadline = p_.now_us() + timeout_us;
+  // Cache and MMU operations finish in microseconds: re-read without sleeping first (a
+  // sleep costs ~60 us of timer slack), then back off. Bounded: kSpinReads reads, then
+  // one read per sleep step until the deadline.
+  constexpr int kSpinReads = 64;
+  for (int i = 0; i < kSpinReads; ++i)
+    if ((p_.read32(b, off) & mask) == value) return true;
   uint32_t sleep = 10;
-  // Bounded: at most one read per sleep step until the deadline.
   for (;;) {
     if ((p_.read32(b, off) & mask) == value) return true;
     if (p_.now_us() >= deadline) return false;
@@ -104,222 +105,335 @@ bool Replayer::flush_mmu() {
   return poll(Block::Hub, MMU_CTL, MMU_CTL_TLB_CLEARING, 0, kSetupTimeoutUs);
 }
 
-void Replayer::copy_in(RegionPages* rp, uint32_t region, uint32_t offset, const uint8_t* src,
-                       uint32_t bytes) {
+void Replayer::copy_in(uint32_t region, uint32_t offset, const uint8_t* src, uint32_t bytes) {
   while (bytes > 0) {  // bounded by the binding size the verifier checked
     const uint32_t page = offset / kPage, in_page = offset % kPage;
     const uint32_t n = bytes < kPage - in_page ? bytes : kPage - in_page;
-    std::memcpy(p_.page(rp->region[region][page]) + in_page, src, n);
+    std::memcpy(page_of(region, page) + in_page, src, n);
+    state_[first_[region] + page] = kDirty;
     src += n, offset += n, bytes -= n;
   }
 }
 
-void Replayer::copy_out(RegionPages* rp, uint32_t region, uint32_t offset, uint8_t* dst,
-                        uint32_t bytes) {
+void Replayer::copy_out(uint32_t region, uint32_t offset, uint8_t* dst, uint32_t bytes) {
   while (bytes > 0) {
     const uint32_t page = offset / kPage, in_page = offset % kPage;
     const uint32_t n = bytes < kPage - in_page ? bytes : kPage - in_page;
-    std::memcpy(dst, p_.page(rp->region[region][page]) + in_page, n);
+    std::memcpy(dst, page_of(region, page) + in_page, n);
     dst += n, offset += n, bytes -= n;
   }
 }
 
-ReplayError Replayer::run(const Recording& rec, std::span<const TensorIn> inputs,
-                          std::span<const TensorOut> outputs, ReplayStats* stats_out) {
+ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
+                           std::span<const TensorIn> weights, ReplayStats* stats) {
+  unload();
   ReplayStats st;
   ReplayError err;
-  RegionPages rp;
-  sku_ = nullptr;
   const uint64_t t0 = p_.now_us();
-  auto fail = [&](ReplayCode c, int32_t action = -1) {
-    err.code = c;
-    err.action = action;
-    return false;
-  };
+  err.verify = verify_recording(rec, gpu ? *gpu : rec.sku, limits_);
+  if (!err.verify.ok()) {
+    err.code = ReplayCode::Verify;
+    return err;
+  }
+  if (rec.weights_omitted)
+    for (const Region& r : rec.regions)
+      if (r.kind == RegionKind::Weights) {
+        const TensorIn* t = find_in(weights, r.label);
+        if (!t || t->bytes > r.size) {
+          err.code = ReplayCode::MissingInput;
+          return err;
+        }
+      }
+  st.verify_us = p_.now_us() - t0;
+  const uint64_t t1 = p_.now_us();
+  rec_ = &rec;
+  sku_ = recording_sku(rec);
 
-  // 1. Verify statically before touching the GPU; then power it up and check it is the
-  // GPU the recording was made on. Every input and output must be there, sized right.
-  auto prepare = [&]() -> bool {
-    err.verify = verify_recording(rec, rec.sku, limits_);
-    if (!err.verify.ok()) return fail(ReplayCode::Verify);
-    if (!power_up()) return fail(ReplayCode::PowerTimeout);
-    err.verify = verify_recording(rec, identify(), limits_);
-    if (!err.verify.ok()) return fail(ReplayCode::Verify);
-    sku_ = recording_sku(rec);
-    for (const Binding& b : rec.bindings) {
-      if (b.is_input) {
-        const TensorIn* t = find_in(inputs, b.name);
-        if (!t || t->bytes != b.bytes) return fail(ReplayCode::MissingInput);
-      } else {
-        bool found = false;
-        for (const TensorOut& t : outputs) found |= b.name == t.name && t.bytes == b.bytes;
-        if (!found) return fail(ReplayCode::MissingOutput);
+  // Our own page table in our own pages, from the verified region list only.
+  pt_.assign(kPtPages, 0);
+  uint32_t total = 0;
+  for (const Region& r : rec.regions) total += r.size / kPage;  // verified: within the quota
+  pa_.assign(total, 0);
+  if (!p_.alloc_pages(kPtPages, true, pt_.data())) {
+    pt_.clear();
+    err.code = ReplayCode::NoMemory;
+  } else if (!p_.alloc_pages(1, false, &scratch_)) {
+    err.code = ReplayCode::NoMemory;
+  } else {
+    have_scratch_ = true;
+    std::memset(p_.page(scratch_), 0, kPage);
+    for (uint64_t pa : pt_) std::memset(p_.page(pa), 0, kPage);
+  }
+  first_.clear();
+  state_.assign(total, kZeroBlob);
+  initial_.assign(total, kZeroBlob);
+  writable_.assign(total, false);
+  uint32_t next = 0;
+  for (size_t r = 0; r < rec.regions.size() && err.ok(); ++r) {
+    const Region& reg = rec.regions[r];
+    const uint32_t n = reg.size / kPage;
+    first_.push_back(next);
+    if (!p_.alloc_pages(n, false, pa_.data() + next)) {
+      pa_.resize(next);  // free only what we got
+      err.code = ReplayCode::NoMemory;
+      break;
+    }
+    const uint32_t flags = PTE_VALID | (reg.gpu_writable ? PTE_WRITEABLE : 0);
+    for (uint32_t i = 0; i < n; ++i) {
+      std::memset(p_.page(pa_[next + i]), 0, kPage);
+      writable_[next + i] = reg.gpu_writable;
+      const uint32_t vpn = reg.gpu_va / kPage + i;
+      const uint32_t pte = flags | uint32_t(pa_[next + i] >> PAGE_SHIFT);
+      std::memcpy(p_.page(pt_[vpn / 1024]) + (vpn % 1024) * 4, &pte, 4);
+    }
+    next += n;
+  }
+  if (!err.ok()) {
+    unload();
+    return err;
+  }
+  st.pages = total + kPtPages + 1;
+  if (rec.weights_omitted)
+    for (uint32_t r = 0; r < rec.regions.size(); ++r)
+      if (rec.regions[r].kind == RegionKind::Weights) {
+        const TensorIn* t = find_in(weights, rec.regions[r].label);
+        copy_in(r, 0, static_cast<const uint8_t*>(t->data), t->bytes);
+        for (uint32_t i = 0; i < rec.regions[r].size / kPage; ++i)
+          state_[first_[r] + i] = initial_[first_[r] + i] = kCallerData;
+      }
+  // What a fresh replay holds at the first job: zero, or the first memory load's image.
+  // Read-only pages get it now; runs then skip loads of images a page already holds.
+  for (const Action& a : rec.actions) {
+    if (a.op != ActionOp::LoadMemory) continue;
+    for (uint32_t k = a.first; k < a.first + a.count; ++k) {
+      const PageLoad& l = rec.loads[k];
+      const uint32_t g = first_[l.region] + l.page;
+      if (initial_[g] == kCallerData) continue;
+      initial_[g] = l.blob;
+      if (writable_[g] || l.blob == kZeroBlob) continue;
+      std::memcpy(p_.page(pa_[g]), rec.blobs[l.blob].data.data(), kPage);
+      state_[g] = l.blob;
+      ++st.pages_loaded;
+    }
+    break;  // only the first load
+  }
+  st.setup_us = p_.now_us() - t1;
+  if (stats) *stats = st;
+  return err;
+}
+
+void Replayer::unload() {
+  if (!rec_ && pt_.empty() && pa_.empty() && !have_scratch_) return;
+  for (uint64_t pa : pa_) std::memset(p_.page(pa), 0, kPage);
+  if (!pa_.empty()) p_.free_pages(pa_.data(), uint32_t(pa_.size()));
+  for (uint64_t pa : pt_) std::memset(p_.page(pa), 0, kPage);
+  if (!pt_.empty()) p_.free_pages(pt_.data(), kPtPages);
+  if (have_scratch_) {
+    std::memset(p_.page(scratch_), 0, kPage);
+    p_.free_pages(&scratch_, 1);
+  }
+  pa_.clear(), pt_.clear(), first_.clear(), state_.clear(), initial_.clear(), writable_.clear();
+  have_scratch_ = false;
+  rec_ = nullptr;
+  sku_ = nullptr;
+}
+
+bool Replayer::setup_gpu() {
+  const hw::Sku& s = *sku_;
+  p_.write32(Block::Hub, MMU_PT_PA_BASE, uint32_t(pt_[0] >> PAGE_SHIFT));
+  p_.write32(Block::Hub, MMU_CTL,
+             MMU_CTL_ENABLE | MMU_CTL_PT_INVALID_ENABLE | MMU_CTL_PT_INVALID_ABORT |
+                 MMU_CTL_PT_INVALID_INT | MMU_CTL_WRITE_VIOLATION_ABORT |
+                 MMU_CTL_WRITE_VIOLATION_INT | MMU_CTL_CAP_EXCEEDED_ABORT |
+                 MMU_CTL_CAP_EXCEEDED_INT);
+  p_.write32(Block::Hub, MMU_ILLEGAL_ADDR, uint32_t(scratch_ >> PAGE_SHIFT) | MMU_ILLEGAL_ADDR_ENABLE);
+  p_.write32(Block::Hub, MMUC_CONTROL, MMUC_CONTROL_ENABLE);
+  p_.write32(Block::Core0, CTL_L2TFLSTA, 0);
+  p_.write32(Block::Core0, CTL_L2TFLEND, ~0u);
+  const uint32_t core_bits = s.core_int_csd_done | s.core_int_gmpv | (0xfffu << s.core_int_qpu_shift);
+  const uint32_t hub_bits = HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | s.hub_int_gmpv;
+  p_.write32(Block::Core0, INT_MSK_SET, ~core_bits);
+  p_.write32(Block::Core0, INT_MSK_CLR, core_bits);
+  p_.write32(Block::Hub, INT_MSK_SET, ~hub_bits);
+  p_.write32(Block::Hub, INT_MSK_CLR, hub_bits);
+  return flush_mmu();
+}
+
+void Replayer::write_inputs(std::span<const TensorIn> inputs) {
+  for (const Binding& b : rec_->bindings)
+    if (b.is_input)
+      copy_in(b.region, b.offset, static_cast<const uint8_t*>(find_in(inputs, b.name)->data),
+              b.bytes);
+}
+
+// The action stream: every loop and wait is bounded (verified counts and timeouts).
+ReplayCode Replayer::execute(std::span<const TensorIn> inputs, ReplayStats* st, ReplayError* err) {
+  const Recording& rec = *rec_;
+  const uint32_t mmu_faults = HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | sku_->hub_int_gmpv;
+  write_inputs(inputs);
+  for (size_t i = 0; i < rec.actions.size(); ++i) {
+    const Action& a = rec.actions[i];
+    err->action = int32_t(i);
+    ++st->actions;
+    switch (a.op) {
+      case ActionOp::Write: p_.write32(a.block, a.offset, a.value); break;
+      case ActionOp::Read: {
+        const uint32_t v = p_.read32(a.block, a.offset);
+        if (a.mask) {
+          ++st->checked_reads;
+          if ((v & a.mask) != (a.value & a.mask)) {
+            err->expected = a.value, err->got = v;
+            return ReplayCode::ReadMismatch;
+          }
+        }
+        break;
+      }
+      case ActionOp::Poll:
+        ++st->polls;
+        if (!poll(a.block, a.offset, a.mask, a.value, a.timeout_us)) return ReplayCode::PollTimeout;
+        break;
+      case ActionOp::WaitIrq:
+        ++st->irq_waits;
+        if (!p_.wait_irq(a.line, a.timeout_us)) return ReplayCode::IrqTimeout;
+        break;
+      case ActionOp::LoadMemory:
+        for (uint32_t k = a.first; k < a.first + a.count; ++k) {
+          const PageLoad& l = rec.loads[k];
+          const uint32_t g = first_[l.region] + l.page;
+          if (state_[g] == l.blob) {  // a read-only page that already holds this image
+            ++st->pages_skipped;
+            continue;
+          }
+          uint8_t* dst = p_.page(pa_[g]);
+          if (l.blob == kZeroBlob)
+            std::memset(dst, 0, kPage);
+          else
+            std::memcpy(dst, rec.blobs[l.blob].data.data(), kPage);
+          state_[g] = writable_[g] ? kDirty : l.blob;
+          ++st->pages_loaded;
+        }
+        write_inputs(inputs);  // the caller's inputs, not the recorded ones
+        break;
+      case ActionOp::JobBoundary: {
+        ++st->jobs;
+        // Our own check after each job: the GPU must not have faulted.
+        if (p_.read32(Block::Hub, INT_STS) & mmu_faults) {
+          err->got = p_.read32(Block::Hub, MMU_VIO_ADDR);
+          return ReplayCode::GpuFault;
+        }
+        break;
       }
     }
-    if (rec.weights_omitted)
-      for (const Region& r : rec.regions)
-        if (r.kind == RegionKind::Weights) {
-          const TensorIn* t = find_in(inputs, r.label);
-          if (!t || t->bytes > r.size) return fail(ReplayCode::MissingInput);
-        }
-    return true;
-  };
+  }
+  err->action = -1;
+  return ReplayCode::Ok;
+}
 
-  // 2. Our own page table in our own pages, from the verified region list only.
-  auto setup = [&]() -> bool {
+// Everything a run may have written: GPU-writable pages, pages written by the CPU
+// (inputs) and the fault scratch page. Afterwards every page is as a fresh replay has it
+// before its first load, or holds a read-only image the next run checks before use.
+void Replayer::scrub_run_pages(ReplayStats* st) {
+  for (size_t g = 0; g < pa_.size(); ++g) {
+    if (!writable_[g] && state_[g] != kDirty) continue;
+    std::memset(p_.page(pa_[g]), 0, kPage);
+    state_[g] = kZeroBlob;
+    ++st->pages_scrubbed;
+  }
+  std::memset(p_.page(scratch_), 0, kPage);
+}
+
+ReplayError Replayer::run(std::span<const TensorIn> inputs, std::span<const TensorOut> outputs,
+                          ReplayStats* stats) {
+  ReplayStats st;
+  ReplayError err;
+  if (!rec_) {
+    err.code = ReplayCode::NotLoaded;
+    return err;
+  }
+  const Recording& rec = *rec_;
+  st.pages = uint32_t(pa_.size()) + kPtPages + 1;
+  const uint64_t t0 = p_.now_us();
+  for (const Binding& b : rec.bindings) {
+    if (b.is_input) {
+      const TensorIn* t = find_in(inputs, b.name);
+      if (!t || t->bytes != b.bytes) err.code = ReplayCode::MissingInput;
+    } else {
+      bool found = false;
+      for (const TensorOut& t : outputs) found |= b.name == t.name && t.bytes == b.bytes;
+      if (!found) err.code = ReplayCode::MissingOutput;
+    }
+  }
+  // The GPU may have been reset or handed to another world since the last run: power
+  // it, check it is still the recording's GPU, reset it and set up our page table.
+  bool touched_gpu = false;
+  if (err.ok()) {
+    touched_gpu = true;
+    if (!power_up()) {
+      err.code = ReplayCode::PowerTimeout;
+    } else if (!(identify() == rec.sku)) {
+      err.code = ReplayCode::Verify;
+      err.verify.code = VerifyCode::SkuMismatch;
+    }
+  }
+  // Read-only pages must hold what a fresh replay has at its first job.
+  for (size_t g = 0; g < pa_.size() && err.ok(); ++g) {
+    if (writable_[g] || state_[g] == initial_[g] || state_[g] == kZeroBlob) continue;
+    std::memset(p_.page(pa_[g]), 0, kPage);
+    state_[g] = kZeroBlob;
+  }
+  if (err.ok()) {
     reset_gpu();
-    if (!p_.alloc_pages(kPtPages, true, rp.pt)) return fail(ReplayCode::NoMemory);
-    rp.have_pt = true;
-    if (!p_.alloc_pages(1, false, &rp.scratch)) return fail(ReplayCode::NoMemory);
-    rp.have_scratch = true;
-    for (uint32_t i = 0; i < kPtPages; ++i) std::memset(p_.page(rp.pt[i]), 0, kPage);
-    std::memset(p_.page(rp.scratch), 0, kPage);
-    rp.region.resize(rec.regions.size());
-    for (size_t r = 0; r < rec.regions.size(); ++r) {
-      const Region& reg = rec.regions[r];
-      std::vector<uint64_t>& pages = rp.region[r];
-      pages.resize(reg.size / kPage);
-      if (!p_.alloc_pages(uint32_t(pages.size()), false, pages.data())) {
-        pages.clear();
-        return fail(ReplayCode::NoMemory);
-      }
-      st.pages += uint32_t(pages.size());
-      const uint32_t flags = PTE_VALID | (reg.gpu_writable ? PTE_WRITEABLE : 0);
-      for (size_t i = 0; i < pages.size(); ++i) {
-        std::memset(p_.page(pages[i]), 0, kPage);
-        const uint32_t vpn = reg.gpu_va / kPage + uint32_t(i);
-        uint32_t pte = flags | uint32_t(pages[i] >> PAGE_SHIFT);
-        std::memcpy(p_.page(rp.pt[vpn / 1024]) + (vpn % 1024) * 4, &pte, 4);
-      }
-    }
-    st.pages += kPtPages + 1;
-    if (rec.weights_omitted)
-      for (uint32_t r = 0; r < rec.regions.size(); ++r)
-        if (rec.regions[r].kind == RegionKind::Weights) {
-          const TensorIn* t = find_in(inputs, rec.regions[r].label);
-          copy_in(&rp, r, 0, static_cast<const uint8_t*>(t->data), t->bytes);
-        }
-    const hw::Sku& s = *sku_;
-    p_.write32(Block::Hub, MMU_PT_PA_BASE, uint32_t(rp.pt[0] >> PAGE_SHIFT));
-    p_.write32(Block::Hub, MMU_CTL,
-               MMU_CTL_ENABLE | MMU_CTL_PT_INVALID_ENABLE | MMU_CTL_PT_INVALID_ABORT |
-                   MMU_CTL_PT_INVALID_INT | MMU_CTL_WRITE_VIOLATION_ABORT |
-                   MMU_CTL_WRITE_VIOLATION_INT | MMU_CTL_CAP_EXCEEDED_ABORT |
-                   MMU_CTL_CAP_EXCEEDED_INT);
-    p_.write32(Block::Hub, MMU_ILLEGAL_ADDR,
-               uint32_t(rp.scratch >> PAGE_SHIFT) | MMU_ILLEGAL_ADDR_ENABLE);
-    p_.write32(Block::Hub, MMUC_CONTROL, MMUC_CONTROL_ENABLE);
-    p_.write32(Block::Core0, CTL_L2TFLSTA, 0);
-    p_.write32(Block::Core0, CTL_L2TFLEND, ~0u);
-    const uint32_t core_bits =
-        s.core_int_csd_done | s.core_int_gmpv | (0xfffu << s.core_int_qpu_shift);
-    const uint32_t hub_bits = HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | s.hub_int_gmpv;
-    p_.write32(Block::Core0, INT_MSK_SET, ~core_bits);
-    p_.write32(Block::Core0, INT_MSK_CLR, core_bits);
-    p_.write32(Block::Hub, INT_MSK_SET, ~hub_bits);
-    p_.write32(Block::Hub, INT_MSK_CLR, hub_bits);
-    if (!flush_mmu()) return fail(ReplayCode::MmuTimeout);
-    return true;
-  };
-
-  auto write_inputs = [&]() {
-    for (const Binding& b : rec.bindings)
-      if (b.is_input)
-        copy_in(&rp, b.region, b.offset, static_cast<const uint8_t*>(find_in(inputs, b.name)->data),
-                b.bytes);
-  };
-
-  // 3. The action stream: every loop and wait is bounded (verified counts and timeouts).
-  auto execute = [&]() -> bool {
-    const uint32_t mmu_faults =
-        HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | sku_->hub_int_gmpv;
-    write_inputs();
-    for (size_t i = 0; i < rec.actions.size(); ++i) {
-      const Action& a = rec.actions[i];
-      const int32_t at = int32_t(i);
-      ++st.actions;
-      switch (a.op) {
-        case ActionOp::Write: p_.write32(a.block, a.offset, a.value); break;
-        case ActionOp::Read: {
-          const uint32_t v = p_.read32(a.block, a.offset);
-          if (a.mask) {
-            ++st.checked_reads;
-            if ((v & a.mask) != (a.value & a.mask)) {
-              err.expected = a.value, err.got = v;
-              return fail(ReplayCode::ReadMismatch, at);
-            }
-          }
-          break;
-        }
-        case ActionOp::Poll:
-          ++st.polls;
-          if (!poll(a.block, a.offset, a.mask, a.value, a.timeout_us))
-            return fail(ReplayCode::PollTimeout, at);
-          break;
-        case ActionOp::WaitIrq:
-          ++st.irq_waits;
-          if (!p_.wait_irq(a.line, a.timeout_us)) return fail(ReplayCode::IrqTimeout, at);
-          break;
-        case ActionOp::LoadMemory:
-          for (uint32_t k = a.first; k < a.first + a.count; ++k) {
-            const PageLoad& l = rec.loads[k];
-            uint8_t* dst = p_.page(rp.region[l.region][l.page]);
-            if (l.blob == kZeroBlob)
-              std::memset(dst, 0, kPage);
-            else
-              std::memcpy(dst, rec.blobs[l.blob].data.data(), kPage);
-          }
-          st.pages_loaded += a.count;
-          write_inputs();  // the caller's inputs, not the recorded ones
-          break;
-        case ActionOp::JobBoundary: {
-          ++st.jobs;
-          // Our own check after each job: the GPU must not have faulted.
-          const uint32_t hub = p_.read32(Block::Hub, INT_STS);
-          if (hub & mmu_faults) {
-            err.got = p_.read32(Block::Hub, MMU_VIO_ADDR);
-            return fail(ReplayCode::GpuFault, at);
-          }
-          break;
-        }
-      }
-    }
+    if (!setup_gpu()) err.code = ReplayCode::MmuTimeout;
+  }
+  st.setup_us = p_.now_us() - t0;
+  const uint64_t t1 = p_.now_us();
+  if (err.ok()) err.code = execute(inputs, &st, &err);
+  if (err.ok())
     for (const Binding& b : rec.bindings)
       if (!b.is_input)
         for (const TensorOut& t : outputs)
-          if (b.name == t.name)
-            copy_out(&rp, b.region, b.offset, static_cast<uint8_t*>(t.data), b.bytes);
-    return true;
-  };
+          if (b.name == t.name) copy_out(b.region, b.offset, static_cast<uint8_t*>(t.data), b.bytes);
+  st.execute_us = p_.now_us() - t1;
 
-  bool ok = prepare();
-  st.verify_us = p_.now_us() - t0;
-  const uint64_t t1 = p_.now_us();
-  ok = ok && setup();
-  st.setup_us = p_.now_us() - t1;
+  // Teardown, success or not: stop the GPU and scrub what held data of this run.
   const uint64_t t2 = p_.now_us();
-  ok = ok && execute();
-  st.execute_us = p_.now_us() - t2;
-
-  // 4. Teardown, success or not: stop the GPU, scrub and free every page we used.
-  const uint64_t t3 = p_.now_us();
-  if (sku_) reset_gpu();
-  for (std::vector<uint64_t>& pages : rp.region) {
-    for (uint64_t pa : pages) std::memset(p_.page(pa), 0, kPage);
-    if (!pages.empty()) p_.free_pages(pages.data(), uint32_t(pages.size()));
-  }
-  if (rp.have_pt) {
-    for (uint64_t pa : rp.pt) std::memset(p_.page(pa), 0, kPage);
-    p_.free_pages(rp.pt, kPtPages);
-  }
-  if (rp.have_scratch) {
-    std::memset(p_.page(rp.scratch), 0, kPage);
-    p_.free_pages(&rp.scratch, 1);
-  }
-  if (!ok)  // never partial output
+  if (touched_gpu) reset_gpu();
+  scrub_run_pages(&st);
+  if (!err.ok())  // never partial output
     for (const TensorOut& t : outputs) std::memset(t.data, 0, t.bytes);
-  st.teardown_us = p_.now_us() - t3;
-  if (stats_out) *stats_out = st;
+  st.teardown_us = p_.now_us() - t2;
+  if (stats) *stats = st;
+  return err;
+}
+
+ReplayError Replayer::run(const Recording& rec, std::span<const TensorIn> inputs,
+                          std::span<const TensorOut> outputs, ReplayStats* stats) {
+  ReplayError err;
+  ReplayStats load_st, run_st;
+  // Verify statically before touching the GPU, then against the GPU present.
+  const uint64_t t0 = p_.now_us();
+  err.verify = verify_recording(rec, rec.sku, limits_);
+  if (!err.verify.ok()) {
+    err.code = ReplayCode::Verify;
+  } else if (!power_up()) {
+    err.code = ReplayCode::PowerTimeout;
+  } else {
+    const SkuIdentity present = identify();
+    err = load(rec, &present, inputs, &load_st);
+    if (err.ok()) err = run(inputs, outputs, &run_st);
+    const uint64_t t1 = p_.now_us();
+    unload();
+    run_st.teardown_us += p_.now_us() - t1;
+  }
+  if (!err.ok())
+    for (const TensorOut& t : outputs) std::memset(t.data, 0, t.bytes);
+  if (stats) {
+    *stats = run_st;
+    stats->verify_us = err.code == ReplayCode::Verify ? p_.now_us() - t0 : load_st.verify_us;
+    stats->setup_us += load_st.setup_us;
+    stats->pages = load_st.pages;
+    stats->pages_loaded += load_st.pages_loaded;
+  }
   return err;
 }
 

@@ -1,13 +1,14 @@
 // The replayer: verifies a decoded recording, builds the GPU's page table in pages it
 // allocated, loads the recorded memory images, writes the caller's inputs into their
 // bindings, executes the action stream with bounded waits and checked reads, reads the
-// outputs, then scrubs every page it used and resets the GPU. Any failure: reset, scrub,
-// zeroed outputs and a structured error; never partial output.
+// outputs, then scrubs the pages that held data of the run and resets the GPU. Any
+// failure: reset, scrub, zeroed outputs and a structured error; never partial output.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "replay/platform.h"
 #include "replay/recording.h"
@@ -38,6 +39,7 @@ enum class ReplayCode : uint8_t {
   MissingInput,    // an input binding with no (or a wrongly sized) tensor from the caller
   MissingOutput,
   GpuFault,        // the GPU reported an MMU or QPU fault during the replay
+  NotLoaded,       // run() without a loaded recording
 };
 
 struct ReplayError {
@@ -56,32 +58,70 @@ struct ReplayStats {
   uint32_t checked_reads = 0;
   uint32_t polls = 0;
   uint32_t irq_waits = 0;
-  uint32_t pages = 0;          // pages allocated (regions + page table + scratch)
-  uint32_t pages_loaded = 0;
+  uint32_t pages = 0;          // pages held by the session (regions + page table + scratch)
+  uint32_t pages_loaded = 0;   // page images copied by this run (or by load)
+  uint32_t pages_skipped = 0;  // loads skipped: a read-only page already held that image
+  uint32_t pages_scrubbed = 0;
   uint64_t verify_us = 0, setup_us = 0, execute_us = 0, teardown_us = 0;
 };
 
+// A replay session: load() verifies a recording and prepares its memory once; run()
+// replays it with new inputs as often as needed; unload() scrubs and frees everything.
+//
+// Between runs the session keeps its page table and the pages of read-only regions
+// (code, uniforms, weights, which the GPU cannot write); every page that can hold data
+// of a run (GPU-writable regions, inputs, the fault scratch page) is scrubbed at the end
+// of each run, so a run starts from the same memory as a fresh replay. The GPU itself is
+// powered, identified, reset and set up by every run: between runs it may have been
+// handed to another world.
 class Replayer {
  public:
   explicit Replayer(Platform& p, const VerifyLimits& limits = {}) : p_(p), limits_(limits) {}
-  // Replays `rec`; `stats` may be null.
+  ~Replayer() { unload(); }
+  Replayer(const Replayer&) = delete;
+  Replayer& operator=(const Replayer&) = delete;
+
+  // Verifies `rec` (against `gpu` if given, else against its own SKU) and loads it. `rec`
+  // must stay alive and unchanged until unload(). `weights`: the caller's weights, by
+  // region label, for recordings that omit them.
+  ReplayError load(const Recording& rec, const SkuIdentity* gpu, std::span<const TensorIn> weights,
+                   ReplayStats* stats);
+  // One inference. On failure the outputs are zeroed and the session stays loaded.
+  ReplayError run(std::span<const TensorIn> inputs, std::span<const TensorOut> outputs,
+                  ReplayStats* stats);
+  void unload();
+  bool loaded() const { return rec_ != nullptr; }
+
+  // One shot: power up, verify against the GPU present, load, run, unload.
   ReplayError run(const Recording& rec, std::span<const TensorIn> inputs,
                   std::span<const TensorOut> outputs, ReplayStats* stats);
 
  private:
-  struct RegionPages;
   bool power_up();
   void reset_gpu();
   bool flush_mmu();
+  bool setup_gpu();
   bool poll(Block b, uint32_t off, uint32_t mask, uint32_t value, uint32_t timeout_us);
   SkuIdentity identify();
-  void copy_in(RegionPages* rp, uint32_t region, uint32_t offset, const uint8_t* src,
-               uint32_t bytes);
-  void copy_out(RegionPages* rp, uint32_t region, uint32_t offset, uint8_t* dst, uint32_t bytes);
+  uint8_t* page_of(uint32_t region, uint32_t page) { return p_.page(pa_[first_[region] + page]); }
+  void copy_in(uint32_t region, uint32_t offset, const uint8_t* src, uint32_t bytes);
+  void copy_out(uint32_t region, uint32_t offset, uint8_t* dst, uint32_t bytes);
+  ReplayCode execute(std::span<const TensorIn> inputs, ReplayStats* st, ReplayError* err);
+  void write_inputs(std::span<const TensorIn> inputs);
+  void scrub_run_pages(ReplayStats* st);
 
   Platform& p_;
   VerifyLimits limits_;
-  const hw::Sku* sku_ = nullptr;  // the verified recording's GPU, during run()
+  const hw::Sku* sku_ = nullptr;   // the loaded recording's GPU
+  const Recording* rec_ = nullptr;  // the loaded recording
+  std::vector<uint64_t> pa_;        // every region page, region after region
+  std::vector<uint32_t> first_;     // per region: index of its first page in pa_
+  std::vector<uint32_t> state_;     // per page: blob it holds, kZeroBlob, or kDirty/kCallerData
+  std::vector<uint32_t> initial_;   // per page: what a fresh replay has there at the first job
+  std::vector<bool> writable_;      // per page: GPU-writable (never trusted to be unchanged)
+  std::vector<uint64_t> pt_;        // the page table (contiguous)
+  uint64_t scratch_ = 0;            // where faulting accesses are redirected
+  bool have_scratch_ = false;
 };
 
 }  // namespace rplayer::replay

@@ -23,6 +23,12 @@ void SocPlatform::write32(replay::Block b, uint32_t off, uint32_t v) {
 }
 
 bool SocPlatform::wait_irq(int line, uint32_t timeout_us) {
+  // Short jobs finish within tens of microseconds: look at the line a few times before
+  // blocking (a blocked thread takes ~50-100 us to be woken).
+  for (int i = 0; i < 32; ++i) {
+    if (port_.wait_irq(line, std::chrono::microseconds(0))) return true;
+    std::this_thread::yield();
+  }
   return port_.wait_irq(line, std::chrono::microseconds(timeout_us));
 }
 

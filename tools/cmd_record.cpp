@@ -50,59 +50,18 @@ int keygen(const std::string& dir_arg, bool force) {
 }
 
 struct RecordOpts {
-  std::string model = "squeezenet", sku = "v3d-7.1", output, keys, image;
-  bool omit_weights = false;
+  RecordRequest req;
+  std::string output;
 };
 
 int record_cmd(const RecordOpts& o) {
   const auto t0 = Clock::now();
-  const record::KeyPair key = record::load_secret_key(key_dir(o.keys) / "signing.key");
-  nn::Model model = nn::load_model(o.model);
-  // The job stream does not depend on the input; a real image keeps the recording honest
-  // (and its output checkable). Models without an image input get a fixed pattern.
-  nn::Tensor input(model.info.input_shape);
-  if (!o.image.empty()) {
-    input = nn::preprocess_image(o.image, model.info.preprocess, model.info.input_shape.w,
-                                 model.info.input_shape.h);
-  } else {
-    for (size_t i = 0; i < input.size(); ++i) input.data()[i] = float(i % 251) / 251.f;
-  }
-  const bool tty = isatty(2);
-  record::RecorderOptions ropts;
-  ropts.omit_weights = o.omit_weights;
-  ropts.on_job = [tty](uint64_t jobs) {
-    if (tty && jobs % 8 == 0) std::fprintf(stderr, "\rrecording: %llu GPU jobs", (unsigned long long)jobs);
-  };
-  GpuStack stack(o.sku, model, ropts);
-  stack.recorder().start();
-  stack.infer(input);
-  if (tty) std::fprintf(stderr, "\r\033[K");
-  std::string err;
-  // The executor gives each graph input and output a buffer of its own, labelled with
-  // the blob's name (nn/gpu/gpu_executor.h).
-  for (const auto& [blob, is_input] : {std::pair{model.info.input_blob, true},
-                                       std::pair{model.info.output_blob, false}}) {
-    const nn::Shape& s = model.graph.blob_shape(blob);
-    std::vector<uint32_t> shape;
-    for (int d : s.outer_dims()) shape.push_back(uint32_t(d));
-    if (!stack.recorder().bind_buffer(blob, is_input, uint32_t(s.total() * 4), shape, &err))
-      throw std::runtime_error(err);
-  }
-  replay::Recording rec;
-  if (!stack.recorder().finish(&rec, &err)) throw std::runtime_error("recording failed: " + err);
-  rec.sku_name = o.sku;
-  rec.metadata = {{"model", o.model},
-                  {"input_blob", model.info.input_blob},
-                  {"output_blob", model.info.output_blob},
-                  {"stack", "rplayer 0.1.0 (driver + runtime/JIT + nn GPU backend)"},
-                  {"jobs", std::to_string(stack.recorder().stats().jobs)}};
-  const std::vector<uint8_t> bytes = record::encode_recording(rec, key);
+  RecordRequest req = o.req;
+  req.progress = isatty(2);
+  std::string summary;
+  const std::vector<uint8_t> bytes = record_model(req, &summary);
   write_file(o.output, bytes);
-  const auto st = stack.recorder().stats();
-  std::printf("recorded %s on %s: %llu jobs, %zu actions, %zu regions, %zu page loads "
-              "(%zu unique pages), %zu bytes -> %s (%.0f ms)\n",
-              o.model.c_str(), o.sku.c_str(), (unsigned long long)st.jobs, rec.actions.size(),
-              rec.regions.size(), rec.loads.size(), rec.blobs.size(), bytes.size(),
+  std::printf("recorded %s, %zu bytes -> %s (%.0f ms)\n", summary.c_str(), bytes.size(),
               o.output.c_str(), ms_since(t0));
   return 0;
 }
@@ -224,12 +183,12 @@ void add_record_commands(CLI::App& app, int* exit_code) {
 
   auto* ro = new RecordOpts;
   auto* rc = app.add_subcommand("record", "Record a model's inference on the full GPU stack");
-  rc->add_option("--model", ro->model, "Model name or .param/.onnx path")->capture_default_str();
-  rc->add_option("--sku", ro->sku, "Modeled GPU: v3d-7.1 or v3d-4.2")->capture_default_str();
+  rc->add_option("--model", ro->req.model, "Model name or .param/.onnx path")->capture_default_str();
+  rc->add_option("--sku", ro->req.sku, "Modeled GPU: v3d-7.1 or v3d-4.2")->capture_default_str();
   rc->add_option("-o,--output", ro->output, "Recording file")->required();
-  rc->add_option("--keys", ro->keys, "Key directory (default $RPLAYER_KEYS or ./keys)");
-  rc->add_option("--image", ro->image, "Image to record with (default: a fixed pattern)");
-  rc->add_flag("--omit-weights", ro->omit_weights, "Leave the weights out of the recording");
+  rc->add_option("--keys", ro->req.keys, "Key directory (default $RPLAYER_KEYS or ./keys)");
+  rc->add_option("--image", ro->req.image, "Image to record with (default: a fixed pattern)");
+  rc->add_flag("--omit-weights", ro->req.omit_weights, "Leave the weights out of the recording");
   rc->callback(wrap("record", [=] { return record_cmd(*ro); }));
 
   auto* vf_file = new std::string;

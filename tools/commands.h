@@ -12,5 +12,6 @@ void add_isa_commands(CLI::App& app, int* exit_code);
 void add_run_command(CLI::App& app, int* exit_code);
 void add_record_commands(CLI::App& app, int* exit_code);  // keygen, record, verify, replay
 void add_inspect_command(CLI::App& app, int* exit_code);
+void add_classify_command(CLI::App& app, int* exit_code);  // classify --tee
 
 }  // namespace rplayer::tools

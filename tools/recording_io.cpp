@@ -11,7 +11,12 @@
 
 #include "hw/v3d_regs.h"
 #include "nn/model_zoo.h"
+#include "nn/scores.h"
+#include "nn/preprocess.h"
+#include "record/encoder.h"
 #include "record/keys.h"
+#include "record/recorder.h"
+#include "tools/gpu_stack.h"
 #include "replay/decoder.h"
 
 namespace rplayer::tools {
@@ -35,6 +40,12 @@ bool load_recording(const std::string& path, const std::vector<std::string>& key
   std::ifstream f(path, std::ios::binary);
   if (!f) return *error = "cannot open the recording", false;
   const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
+  return decode_recording_bytes(bytes, key_files, trust, rec, error);
+}
+
+bool decode_recording_bytes(const std::vector<uint8_t>& bytes,
+                            const std::vector<std::string>& key_files, const std::string& trust,
+                            replay::Recording* rec, std::string* error) {
   std::vector<replay::PublicKey> keys;
   try {
     for (const std::string& k : key_files) keys.push_back(record::load_public_key(k));
@@ -81,36 +92,49 @@ replay::ReplayError ReplayTarget::run(const replay::Recording& rec, const std::s
                                       std::vector<float>* out, replay::ReplayStats* st) {
   replay::TensorIn in{in_name.c_str(), input.data(), uint32_t(input.size() * 4)};
   replay::TensorOut o{out_name.c_str(), out->data(), uint32_t(out->size() * 4)};
-  replay::VerifyLimits limits;
-  limits.max_memory_bytes = soc_->memory().secure_size() - (8u << 20);  // PT + slack
-  replay::Replayer r(*platform_, limits);
+  replay::Replayer r(*platform_, limits());
   return r.run(rec, {&in, 1}, {&o, 1}, st);
 }
 
-namespace {
-// Networks ending in Softmax give probabilities; logits (MNIST) go through a softmax.
-nn::Tensor as_probabilities(nn::Tensor t) {
-  double sum = 0;
-  bool nonneg = true;
-  for (size_t i = 0; i < t.size(); ++i) {
-    sum += t.data()[i];
-    nonneg &= t.data()[i] >= 0;
-  }
-  if (nonneg && std::abs(sum - 1.0) < 1e-3) return t;
-  float mx = t.data()[0];
-  for (size_t i = 1; i < t.size(); ++i) mx = std::max(mx, t.data()[i]);
-  double z = 0;
-  for (size_t i = 0; i < t.size(); ++i) z += std::exp(double(t.data()[i] - mx));
-  for (size_t i = 0; i < t.size(); ++i) t.data()[i] = float(std::exp(double(t.data()[i] - mx)) / z);
-  return t;
+replay::VerifyLimits ReplayTarget::limits() const {
+  replay::VerifyLimits limits;
+  limits.max_memory_bytes = soc_->memory().secure_size() - (8u << 20);  // PT + slack
+  return limits;
 }
-}  // namespace
+
+replay::ReplayError ReplayTarget::load(const replay::Recording& rec, replay::ReplayStats* st) {
+  session_ = std::make_unique<replay::Replayer>(*platform_, limits());
+  const replay::SkuIdentity gpu{soc_->sku().hub_ident1, soc_->sku().hub_ident3,
+                                soc_->sku().core_ident0, soc_->sku().core_ident1};
+  return session_->load(rec, &gpu, {}, st);
+}
+
+replay::ReplayError ReplayTarget::run_loaded(const std::string& in_name, const nn::Tensor& input,
+                                             const std::string& out_name, std::vector<float>* out,
+                                             replay::ReplayStats* st) {
+  replay::TensorIn in{in_name.c_str(), input.data(), uint32_t(input.size() * 4)};
+  replay::TensorOut o{out_name.c_str(), out->data(), uint32_t(out->size() * 4)};
+  if (!session_) {
+    replay::ReplayError e;
+    e.code = replay::ReplayCode::NotLoaded;
+    return e;
+  }
+  return session_->run({&in, 1}, {&o, 1}, st);
+}
 
 void print_top(const std::string& image, const std::string& model, const std::string& backend,
                const std::string& sku, const nn::Tensor& scores,
                const std::vector<std::string>& labels, int k, bool json,
                const nlohmann::json& timings_ms, const nlohmann::json& stats) {
-  const auto top = nn::top_k(as_probabilities(scores), k);
+  print_top_entries(image, model, backend, sku, nn::top_k(nn::as_probabilities(scores), k), labels,
+                    json, timings_ms, stats);
+}
+
+void print_top_entries(const std::string& image, const std::string& model,
+                       const std::string& backend, const std::string& sku,
+                       const std::vector<std::pair<int, float>>& top,
+                       const std::vector<std::string>& labels, bool json,
+                       const nlohmann::json& timings_ms, const nlohmann::json& stats) {
   auto label = [&](int c) { return c < int(labels.size()) ? labels[c] : std::to_string(c); };
   if (json) {
     nlohmann::json j;
@@ -128,6 +152,59 @@ void print_top(const std::string& image, const std::string& model, const std::st
     for (auto [c, p] : top) std::printf("  %4d  %.4f  %s\n", c, p, label(c).c_str());
   }
   std::fflush(stdout);
+}
+
+std::vector<uint8_t> record_model(const RecordRequest& o, std::string* summary) {
+  const record::KeyPair key = record::load_secret_key(key_dir(o.keys) / "signing.key");
+  nn::Model model = nn::load_model(o.model);
+  // The job stream does not depend on the input; a real image keeps the recording honest
+  // (and its output checkable). Models without an image input get a fixed pattern.
+  nn::Tensor input(model.info.input_shape);
+  if (!o.image.empty()) {
+    input = nn::preprocess_image(o.image, model.info.preprocess, model.info.input_shape.w,
+                                 model.info.input_shape.h);
+  } else {
+    for (size_t i = 0; i < input.size(); ++i) input.data()[i] = float(i % 251) / 251.f;
+  }
+  record::RecorderOptions ropts;
+  ropts.omit_weights = o.omit_weights;
+  ropts.on_job = [tty = o.progress](uint64_t jobs) {
+    if (tty && jobs % 8 == 0)
+      std::fprintf(stderr, "\rrecording: %llu GPU jobs", (unsigned long long)jobs);
+  };
+  GpuStack stack(o.sku, model, ropts);
+  stack.recorder().start();
+  stack.infer(input);
+  if (o.progress) std::fprintf(stderr, "\r\033[K");
+  std::string err;
+  // The executor gives each graph input and output a buffer of its own, labelled with
+  // the blob's name (nn/gpu/gpu_executor.h).
+  for (const auto& [blob, is_input] : {std::pair{model.info.input_blob, true},
+                                       std::pair{model.info.output_blob, false}}) {
+    const nn::Shape& s = model.graph.blob_shape(blob);
+    std::vector<uint32_t> shape;
+    for (int d : s.outer_dims()) shape.push_back(uint32_t(d));
+    if (!stack.recorder().bind_buffer(blob, is_input, uint32_t(s.total() * 4), shape, &err))
+      throw std::runtime_error(err);
+  }
+  replay::Recording rec;
+  if (!stack.recorder().finish(&rec, &err)) throw std::runtime_error("recording failed: " + err);
+  rec.sku_name = o.sku;
+  rec.metadata = {{"model", o.model},
+                  {"input_blob", model.info.input_blob},
+                  {"output_blob", model.info.output_blob},
+                  {"preprocess", nn::preprocess_name(model.info.preprocess)},
+                  {"stack", "rplayer 0.1.0 (driver + runtime/JIT + nn GPU backend)"},
+                  {"jobs", std::to_string(stack.recorder().stats().jobs)}};
+  std::vector<uint8_t> bytes = record::encode_recording(rec, key);
+  const auto st = stack.recorder().stats();
+  char buf[300];
+  std::snprintf(buf, sizeof buf,
+                "%s on %s: %llu jobs, %zu actions, %zu regions, %zu page loads (%zu unique pages)",
+                o.model.c_str(), o.sku.c_str(), (unsigned long long)st.jobs, rec.actions.size(),
+                rec.regions.size(), rec.loads.size(), rec.blobs.size());
+  if (summary) *summary = buf;
+  return bytes;
 }
 
 }  // namespace rplayer::tools

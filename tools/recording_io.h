@@ -21,28 +21,55 @@ namespace rplayer::tools {
 std::filesystem::path key_dir(const std::string& arg);
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
 
+// Records `model` on the full stack of a fresh modeled SoC and signs it with the key
+// directory's signing key. *summary: "MODEL on SKU: N jobs, ...".
+struct RecordRequest {
+  std::string model = "squeezenet", sku = "v3d-7.1";
+  std::string image;  // input to record with; empty: a fixed pattern
+  std::string keys;   // key directory (see key_dir)
+  bool omit_weights = false;
+  bool progress = false;  // a progress line on stderr
+};
+std::vector<uint8_t> record_model(const RecordRequest& req, std::string* summary);
+
 // Reads, decodes and checks the signature of a recording against the given public key
 // files, or else the trust store (`trust`, else <key dir>/trusted). false with *error.
 bool load_recording(const std::string& path, const std::vector<std::string>& key_files,
                     const std::string& trust, replay::Recording* rec, std::string* error);
+bool decode_recording_bytes(const std::vector<uint8_t>& bytes,
+                            const std::vector<std::string>& key_files, const std::string& trust,
+                            replay::Recording* rec, std::string* error);
 std::string metadata(const replay::Recording& rec, const std::string& key);
 
 // A modeled SoC for replays: the GPU moved to the secure world, pages from the carve-out.
 class ReplayTarget {
  public:
   explicit ReplayTarget(const std::string& sku);
+  // One self-contained replay: verify, load, run, scrub everything.
   replay::ReplayError run(const replay::Recording& rec, const std::string& in_name,
                           const nn::Tensor& input, const std::string& out_name,
                           std::vector<float>* out, replay::ReplayStats* st);
+  // A session: load once (`rec` must outlive it), then run_loaded() per input.
+  replay::ReplayError load(const replay::Recording& rec, replay::ReplayStats* st);
+  replay::ReplayError run_loaded(const std::string& in_name, const nn::Tensor& input,
+                                 const std::string& out_name, std::vector<float>* out,
+                                 replay::ReplayStats* st);
   hw::ModeledSoc& soc() { return *soc_; }
 
  private:
+  replay::VerifyLimits limits() const;
   std::unique_ptr<hw::ModeledSoc> soc_;
   std::unique_ptr<tee::SocPlatform> platform_;
+  std::unique_ptr<replay::Replayer> session_;
 };
 
 // Prints the top-k classes of `scores` (softmax applied when they are logits) as text,
 // or as one JSON line: {"image", "model", "backend", "sku", "top5", "timings_ms", "stats"}.
+void print_top_entries(const std::string& image, const std::string& model,
+                       const std::string& backend, const std::string& sku,
+                       const std::vector<std::pair<int, float>>& top,
+                       const std::vector<std::string>& labels, bool json,
+                       const nlohmann::json& timings_ms, const nlohmann::json& stats);
 void print_top(const std::string& image, const std::string& model, const std::string& backend,
                const std::string& sku, const nn::Tensor& scores,
                const std::vector<std::string>& labels, int k, bool json,

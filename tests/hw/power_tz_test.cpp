@@ -161,5 +161,138 @@ TEST(TrustZone, SecureGpuComputesInTheCarveOut) {
   EXPECT_EQ(h.read<float>(c, 64)[63], 3.0f);
 }
 
+// ---- GPU ownership mailbox ------------------------------------------------------------
+
+TEST(Mailbox, IrqLineDeliveryCanBeFixedPerLine) {
+  hw::IrqLines lines(3);
+  lines.set_line_delivery(1, hw::IrqDelivery::Normal);
+  lines.set_line_delivery(2, hw::IrqDelivery::Secure);
+  for (int l = 0; l < 3; ++l) lines.set_level(l, true);
+  const auto t = std::chrono::microseconds(500);
+  EXPECT_TRUE(lines.wait(0, false, t));
+  EXPECT_FALSE(lines.wait(0, true, t)) << "owner-delivered: the GPU is normal";
+  EXPECT_TRUE(lines.wait(1, false, t));
+  EXPECT_FALSE(lines.wait(1, true, t));
+  EXPECT_FALSE(lines.wait(2, false, t));
+  EXPECT_TRUE(lines.wait(2, true, t));
+  lines.set_delivery(true);  // the GPU goes secure: only owner-delivered lines follow
+  EXPECT_TRUE(lines.wait(0, true, t));
+  EXPECT_FALSE(lines.wait(0, false, t));
+  EXPECT_TRUE(lines.wait(1, false, t));
+  EXPECT_FALSE(lines.wait(1, true, t));
+  EXPECT_TRUE(lines.wait(2, true, t));
+}
+
+class MailboxTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MailboxTest, RegistersEventAndLine) {
+  Harness h(test_config(GetParam()));
+  hw::SocPort& nw = h.port();
+  hw::SocPort& sec = h.soc().port(World::Secure);
+  const int line = h.sku().mbox_irq_line();
+  const auto t = std::chrono::microseconds(1000);
+  EXPECT_EQ(nw.num_irq_lines(), h.sku().num_irq_lines + 1) << "the mailbox line comes last";
+  EXPECT_TRUE(nw.has_block(RegBlock::Mbox));
+  EXPECT_TRUE(sec.has_block(RegBlock::Mbox));
+  for (uint32_t off : {MBOX_CLAIM, MBOX_EVENT}) {
+    EXPECT_EQ(nw.read32(RegBlock::Mbox, off), 0u);
+    EXPECT_EQ(sec.read32(RegBlock::Mbox, off), 0u);
+  }
+  EXPECT_EQ(sec.read32(RegBlock::Mbox, MBOX_ACK), 1u) << "free: no driver holds the GPU";
+  nw.write32(RegBlock::Mbox, MBOX_ACK, 0);  // as a driver does when it probes
+  EXPECT_FALSE(nw.wait_irq(line, t));
+
+  sec.write32(RegBlock::Mbox, MBOX_CLAIM, 1);
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_CLAIM), 1u);
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_EVENT), MBOX_EVENT_CLAIM_CHANGED);
+  EXPECT_TRUE(nw.wait_irq(line, t));
+  EXPECT_FALSE(sec.wait_irq(line, t)) << "the mailbox line only goes to the normal world";
+  EXPECT_FALSE(nw.wait_irq(h.core_irq_line(), t)) << "no GPU line moved";
+
+  // W1C by the normal world drops the line; the secure world cannot clear it.
+  sec.write32(RegBlock::Mbox, MBOX_EVENT, ~0u);
+  EXPECT_EQ(sec.read32(RegBlock::Mbox, MBOX_EVENT), MBOX_EVENT_CLAIM_CHANGED);
+  nw.write32(RegBlock::Mbox, MBOX_EVENT, MBOX_EVENT_CLAIM_CHANGED);
+  EXPECT_EQ(sec.read32(RegBlock::Mbox, MBOX_EVENT), 0u);
+  EXPECT_FALSE(nw.wait_irq(line, t));
+
+  // Writing the same CLAIM is no change and no event; each register has one writer.
+  sec.write32(RegBlock::Mbox, MBOX_CLAIM, 1);
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_EVENT), 0u);
+  nw.write32(RegBlock::Mbox, MBOX_CLAIM, 0);
+  EXPECT_EQ(sec.read32(RegBlock::Mbox, MBOX_CLAIM), 1u) << "the normal world cannot release";
+  sec.write32(RegBlock::Mbox, MBOX_ACK, 1);
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_ACK), 0u) << "the secure world cannot acknowledge";
+  nw.write32(RegBlock::Mbox, MBOX_ACK, 3);
+  EXPECT_EQ(sec.read32(RegBlock::Mbox, MBOX_ACK), 1u) << "bit 0 only";
+  sec.write32(RegBlock::Mbox, MBOX_CLAIM, 0);
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_EVENT), MBOX_EVENT_CLAIM_CHANGED) << "every change";
+  EXPECT_TRUE(nw.wait_irq(line, t));
+  EXPECT_EQ(h.soc().gpu().stats().tz_violations, 0u);
+}
+
+TEST_P(MailboxTest, ReachableInEveryGpuStateAndKeptAcrossSwitchesAndResets) {
+  hw::SocConfig cfg = test_config(GetParam());
+  cfg.timing.scale = 200;  // a world switch of milliseconds: long enough to act inside it
+  Harness h(cfg);
+  ASSERT_TRUE(h.init());
+  hw::SocPort& nw = h.port();
+  hw::SocPort& sec = h.soc().port(World::Secure);
+  const int line = h.sku().mbox_irq_line();
+  const auto t = std::chrono::microseconds(2000);
+
+  // The hand-off as the secure world does it: claim, the normal world answers, switch.
+  sec.write32(RegBlock::Mbox, MBOX_CLAIM, 1);
+  ASSERT_TRUE(nw.wait_irq(line, t));
+  nw.write32(RegBlock::Mbox, MBOX_EVENT, MBOX_EVENT_CLAIM_CHANGED);
+  nw.write32(RegBlock::Mbox, MBOX_ACK, 1);
+  const uint64_t v0 = h.soc().gpu().stats().tz_violations;
+  sec.write32(RegBlock::Tzpc, TZPC_GPU_SECURE, 1);
+  // While switching and while secure the normal world still has the mailbox, and its
+  // accesses are not violations.
+  ASSERT_TRUE(sec.read32(RegBlock::Tzpc, TZPC_STATUS) & TZPC_STATUS_SWITCHING);
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_CLAIM), 1u);
+  nw.write32(RegBlock::Mbox, MBOX_ACK, 1);
+  EXPECT_TRUE(sec.read32(RegBlock::Tzpc, TZPC_STATUS) & TZPC_STATUS_SWITCHING);
+  EXPECT_EQ(h.soc().gpu().stats().tz_violations, v0);
+  for (int i = 0; i < 1000 && !h.soc().gpu().secure(); ++i)
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  ASSERT_TRUE(h.soc().gpu().secure());
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_ACK), 1u) << "the switch's reset keeps the mailbox";
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_CLAIM), 1u);
+  nw.write32(RegBlock::Mbox, MBOX_ACK, 1);
+  EXPECT_EQ(h.soc().gpu().stats().tz_violations, v0);
+
+  // GPU lines now go to the secure world, the mailbox line still to the normal one.
+  sec.write32(RegBlock::Core0, INT_MSK_CLR, bit(3));
+  sec.write32(RegBlock::Core0, INT_SET, bit(3));
+  EXPECT_FALSE(nw.wait_irq(h.core_irq_line(), t));
+  sec.write32(RegBlock::Mbox, MBOX_CLAIM, 0);
+  EXPECT_TRUE(nw.wait_irq(line, t)) << "delivered to the normal world while the GPU is secure";
+  EXPECT_FALSE(sec.wait_irq(line, t));
+
+  // A GPU reset in the secure world and the switch back keep the pending event.
+  if (h.sku().has_sms) {
+    sec.write32(RegBlock::Sms, SMS_REE_CS, SMS_RESET_REQUEST);
+  } else {
+    sec.write32(RegBlock::Bridge, BRIDGE_SW_INIT_0, BRIDGE_SW_INIT_V3D);
+    sec.write32(RegBlock::Bridge, BRIDGE_SW_INIT_0, 0);
+  }
+  sec.write32(RegBlock::Tzpc, TZPC_GPU_SECURE, 0);
+  for (int i = 0; i < 1000 && (sec.read32(RegBlock::Tzpc, TZPC_STATUS) & TZPC_STATUS_SWITCHING); ++i)
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  ASSERT_FALSE(h.soc().gpu().secure());
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_EVENT), MBOX_EVENT_CLAIM_CHANGED);
+  EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_ACK), 1u);
+  EXPECT_TRUE(nw.wait_irq(line, t));
+  nw.write32(RegBlock::Mbox, MBOX_EVENT, MBOX_EVENT_CLAIM_CHANGED);
+  nw.write32(RegBlock::Mbox, MBOX_ACK, 0);
+  EXPECT_FALSE(nw.wait_irq(line, t));
+  EXPECT_EQ(h.soc().gpu().stats().tz_violations, v0);
+  EXPECT_GE(h.soc().gpu().stats().world_switches, 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Skus, MailboxTest, ::testing::Values("v3d-7.1", "v3d-4.2"));
+
 }  // namespace
 }  // namespace rplayer::test

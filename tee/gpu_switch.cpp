@@ -1,0 +1,123 @@
+#include "tee/gpu_switch.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "hw/v3d_regs.h"
+
+namespace rplayer::tee {
+
+using namespace rplayer::v3d;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+uint32_t us_since(Clock::time_point t0) {
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+  return uint32_t(std::clamp<int64_t>(us, 0, UINT32_MAX));
+}
+
+// Polls `done` until it holds or `timeout_us` passes: sleeps 5 us doubling to 200 us,
+// fine enough to measure switch latencies of tens of microseconds.
+template <typename Pred>
+bool bounded_poll(uint32_t timeout_us, Pred done) {
+  const auto deadline = Clock::now() + std::chrono::microseconds(timeout_us);
+  auto sleep = std::chrono::microseconds(5);
+  for (;;) {
+    if (done()) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(sleep);
+    sleep = std::min(sleep * 2, std::chrono::microseconds(200));
+  }
+}
+
+}  // namespace
+
+const char* switch_code_name(SwitchCode c) {
+  switch (c) {
+    case SwitchCode::Ok: return "ok";
+    case SwitchCode::Unsupported: return "unsupported";
+    case SwitchCode::BadState: return "bad state";
+    case SwitchCode::SwitchTimedOut: return "world switch timed out";
+  }
+  return "?";
+}
+
+GpuWorldSwitch::GpuWorldSwitch(hw::SocPort& port, uint32_t switch_timeout_us)
+    : port_(port), switch_timeout_us_(switch_timeout_us) {}
+
+bool GpuWorldSwitch::wait_world(bool secure) {
+  const uint32_t want = secure ? TZPC_STATUS_SECURE : 0;
+  return bounded_poll(switch_timeout_us_, [&] {
+    return (port_.read32(hw::RegBlock::Tzpc, TZPC_STATUS) &
+            (TZPC_STATUS_SECURE | TZPC_STATUS_SWITCHING)) == want;
+  });
+}
+
+bool GpuWorldSwitch::poll_mbox(uint32_t off, uint32_t value, uint32_t timeout_us) {
+  return bounded_poll(timeout_us,
+                      [&] { return (port_.read32(hw::RegBlock::Mbox, off) & 1) == value; });
+}
+
+ClaimResult GpuWorldSwitch::claim(uint32_t timeout_us) {
+  ClaimResult r;
+  if (!port_.has_block(hw::RegBlock::Tzpc) || !port_.has_block(hw::RegBlock::Mbox)) {
+    r.code = SwitchCode::Unsupported;
+    return r;
+  }
+  if (claimed_) {
+    r.code = SwitchCode::BadState;
+    return r;
+  }
+  const auto t0 = Clock::now();
+  claimed_ = true;  // from here on the caller must release(), whatever happens
+  port_.write32(hw::RegBlock::Mbox, MBOX_CLAIM, 1);
+  // The normal world drains and suspends. Not waiting forever is the point: an
+  // unresponsive normal world only delays the switch by the timeout.
+  r.forced = !poll_mbox(MBOX_ACK, 1, timeout_us);
+  r.quiesce_us = us_since(t0);
+
+  const auto t1 = Clock::now();
+  port_.write32(hw::RegBlock::Tzpc, TZPC_GPU_SECURE, 1);
+  if (!wait_world(true)) r.code = SwitchCode::SwitchTimedOut;
+  r.switch_us = us_since(t1);
+  r.total_us = us_since(t0);
+  return r;
+}
+
+ReleaseResult GpuWorldSwitch::release(uint32_t timeout_us) {
+  ReleaseResult r;
+  if (!port_.has_block(hw::RegBlock::Tzpc) || !port_.has_block(hw::RegBlock::Mbox)) {
+    r.code = SwitchCode::Unsupported;
+    return r;
+  }
+  if (!claimed_) {
+    r.code = SwitchCode::BadState;
+    return r;
+  }
+  const auto t0 = Clock::now();
+  port_.write32(hw::RegBlock::Tzpc, TZPC_GPU_SECURE, 0);
+  // The normal world hears of the release only once the GPU is back: it may touch
+  // the registers as soon as it does.
+  if (!wait_world(false)) {
+    r.code = SwitchCode::SwitchTimedOut;  // still claimed: the caller may retry
+    r.switch_us = r.total_us = us_since(t0);
+    return r;
+  }
+  r.switch_us = us_since(t0);
+  claimed_ = false;
+
+  const bool acked = port_.read32(hw::RegBlock::Mbox, MBOX_ACK) & 1;
+  const auto t1 = Clock::now();
+  port_.write32(hw::RegBlock::Mbox, MBOX_CLAIM, 0);
+  if (acked && timeout_us > 0) {
+    r.resumed = poll_mbox(MBOX_ACK, 0, timeout_us);
+    r.resume_us = us_since(t1);
+  }
+  r.total_us = us_since(t0);
+  return r;
+}
+
+}  // namespace rplayer::tee

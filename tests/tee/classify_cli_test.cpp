@@ -1,0 +1,105 @@
+// End to end through real processes: `rplayer classify --tee` boots rplayer-soc, which
+// boots the sandboxed rplayer-tee on the secure bus; the client loads the signed
+// recording once and classifies every image through the TA. Its --json output must name
+// the same classes with the same probabilities as `rplayer run`.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kShared = RPLAYER_SHARED_DIR;
+
+struct Result {
+  int status = -1;
+  std::string out;
+};
+
+Result sh(const std::string& cmd) {
+  Result r;
+  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  size_t start = 0;
+  while (start < out.size()) {
+    const size_t end = out.find('\n', start);
+    const std::string line = out.substr(start, end - start);
+    if (!line.empty() && line[0] == '{') v.push_back(nlohmann::json::parse(line));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return v;
+}
+
+class ClassifyCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("rplayer-cli-" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    env = "RPLAYER_KEYS=" + (dir / "keys").string() + " ";
+    ASSERT_EQ(sh(env + RPLAYER_BIN " keygen").status, 0);
+    ASSERT_EQ(sh(env + RPLAYER_BIN " record --model squeezenet -o " + (dir / "sq.rec").string()).status, 0);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  fs::path dir;
+  std::string env;
+};
+
+TEST_F(ClassifyCliTest, TrustedClassificationMatchesNativeRun) {
+  const std::string imgs = kShared + "/images/cat.jpg " + kShared + "/images/cat.ppm";
+  const Result native = sh(RPLAYER_BIN " run --model squeezenet --json " + imgs);
+  ASSERT_EQ(native.status, 0);
+  const Result tee = sh(env + RPLAYER_BIN " classify --tee --json --recording " +
+                        (dir / "sq.rec").string() + " --tee-dir " + (dir / "run").string() + " " + imgs);
+  ASSERT_EQ(tee.status, 0) << tee.out;
+  const auto a = json_lines(native.out), b = json_lines(tee.out);
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(b[i]["image"], a[i]["image"]);
+    EXPECT_EQ(b[i]["model"], a[i]["model"]);
+    EXPECT_EQ(b[i]["backend"], "tee");
+    EXPECT_EQ(b[i]["top5"], a[i]["top5"]) << "same classes, labels and probabilities";
+  }
+  EXPECT_EQ(a[0]["top5"][0]["class"], 281);
+  // The launcher stopped the worlds it started.
+  EXPECT_FALSE(fs::exists(dir / "run" / "soc.pid"));
+  EXPECT_FALSE(fs::exists(dir / "run" / "normal.sock"));
+}
+
+TEST_F(ClassifyCliTest, TamperedRecordingIsRefusedWithAClearError) {
+  std::fstream f(dir / "sq.rec", std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(-5, std::ios::end);
+  f.put('\x55');
+  f.close();
+  FILE* p = popen((env + RPLAYER_BIN " classify --tee --recording " + (dir / "sq.rec").string() +
+                   " --tee-dir " + (dir / "run").string() + " " + kShared + "/images/cat.jpg 2>&1").c_str(),
+                  "r");
+  ASSERT_TRUE(p);
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  EXPECT_NE(WEXITSTATUS(st), 0);
+  EXPECT_NE(out.find("signature"), std::string::npos) << out;
+  EXPECT_EQ(out.find("tabby"), std::string::npos) << "no partial output";
+}
+
+}  // namespace

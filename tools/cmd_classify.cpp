@@ -1,0 +1,154 @@
+// `rplayer classify --tee IMAGE...`: trusted classification. The images go, still
+// encoded, to the replay TA in the secure world, which decodes and normalizes them,
+// replays the signed recording on the GPU it claims from the normal world, and returns
+// only the top-k classes. Same output (and --json shape) as `rplayer run`.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "nn/model_zoo.h"
+#include "tee/replay_client.h"
+#include "tools/commands.h"
+#include "tools/recording_io.h"
+#include "tools/tee_launcher.h"
+
+namespace rplayer::tools {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+struct ClassifyOpts {
+  bool tee = false;
+  std::string recording, model = "squeezenet", sku = "v3d-7.1", keys, trust, dir;
+  std::vector<std::string> images;
+  bool json = false;
+  int top = 5;
+  unsigned top_k_only = 0;
+};
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error(path + ": cannot open");
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+
+int classify(const ClassifyOpts& o) {
+  if (!o.tee) {
+    std::fprintf(stderr, "rplayer classify: only --tee is supported (use `rplayer run` otherwise)\n");
+    return 2;
+  }
+  const auto t0 = Clock::now();
+  // The recording: a file, or recorded now on the full stack (normal world) and signed.
+  std::vector<uint8_t> bytes;
+  if (!o.recording.empty()) {
+    bytes = read_bytes(o.recording);
+  } else {
+    RecordRequest req;
+    req.model = o.model, req.sku = o.sku, req.keys = o.keys, req.progress = isatty(2);
+    std::string summary;
+    bytes = record_model(req, &summary);
+    if (!o.json) std::printf("recorded %s\n", summary.c_str());
+  }
+  // The client reads the metadata (model, SKU) for labels and to boot the right SoC; the
+  // TEE checks the signature and verifies on its own.
+  replay::Recording rec;
+  std::string err;
+  if (!decode_recording_bytes(bytes, {}, o.trust.empty() ? (key_dir(o.keys) / "trusted").string() : o.trust, &rec, &err)) {
+    std::fprintf(stderr, "rplayer classify: recording: %s\n", err.c_str());
+    return 1;
+  }
+  const std::string model_name = metadata(rec, "model");
+  const nn::ModelInfo info = nn::resolve_model(model_name);
+  const std::vector<std::string> labels =
+      info.labels_path.empty() ? std::vector<std::string>{} : nn::load_labels(info.labels_path);
+  // Every image must be readable before anything is classified: no partial output.
+  std::vector<std::vector<uint8_t>> images;
+  for (const std::string& path : o.images) images.push_back(read_bytes(path));
+
+  TeeWorldsOptions wo;
+  wo.dir = o.dir, wo.sku = rec.sku_name, wo.keys = o.keys, wo.top_k_only = o.top_k_only;
+  std::unique_ptr<TeeWorlds> worlds = TeeWorlds::start_or_connect(wo, &err);
+  if (!worlds) {
+    std::fprintf(stderr, "rplayer classify: %s\n", err.c_str());
+    return 1;
+  }
+  tee::ReplayClient client;
+  tee::TeeStatus st = client.open(worlds->tee_socket());
+  uint32_t handle = 0, classes = 0;
+  if (st.ok()) st = client.load(bytes, &handle, &classes);
+  if (!st.ok()) {
+    std::fprintf(stderr, "rplayer classify: loading the recording into the TEE: %s\n",
+                 st.message().c_str());
+    return 1;
+  }
+  const double load_ms = ms_since(t0);
+  for (size_t i = 0; i < images.size(); ++i) {
+    std::vector<tee::TopEntry> top;
+    tee::RunStats rs;
+    const auto t1 = Clock::now();
+    st = client.classify(handle, images[i], uint32_t(o.top), &top, &rs);
+    const double ms = ms_since(t1);
+    if (!st.ok()) {
+      std::fprintf(stderr, "rplayer classify: %s: %s\n", o.images[i].c_str(), st.message().c_str());
+      return 1;
+    }
+    std::vector<std::pair<int, float>> entries;
+    for (const tee::TopEntry& e : top) entries.emplace_back(int(e.cls), e.prob);
+    print_top_entries(o.images[i], model_name, "tee", rec.sku_name, entries, labels, o.json,
+                      {{"load", load_ms},
+                       {"inference", ms},
+                       {"preprocess", rs.preprocess_us / 1e3},
+                       {"quiesce", rs.quiesce_us / 1e3},
+                       {"switch_in", rs.switch_in_us / 1e3},
+                       {"replay", rs.replay_us / 1e3},
+                       {"switch_out", rs.switch_out_us / 1e3},
+                       {"tee_total", rs.total_us / 1e3}},
+                      {{"jobs", rs.jobs},
+                       {"forced_claim", rs.forced != 0},
+                       {"pages_loaded", rs.pages_loaded},
+                       {"pages_skipped", rs.pages_skipped},
+                       {"pages_scrubbed", rs.pages_scrubbed}});
+    if (!o.json) std::printf("  (%.1f ms in the TEE, %.1f ms round trip)\n", rs.total_us / 1e3, ms);
+  }
+  client.unload(handle);
+  return 0;
+}
+
+}  // namespace
+
+void add_classify_command(CLI::App& app, int* exit_code) {
+  auto* o = new ClassifyOpts;
+  auto* cmd = app.add_subcommand("classify", "Classify images inside the TEE (trusted inference)");
+  cmd->add_flag("--tee", o->tee, "Through the replay TA in the secure world (the only mode)");
+  cmd->add_option("--recording", o->recording,
+                  "Signed recording to load (default: record --model now)");
+  cmd->add_option("--model", o->model, "Model to record when no --recording is given")
+      ->capture_default_str();
+  cmd->add_option("--sku", o->sku, "GPU to record on when no --recording is given")
+      ->capture_default_str();
+  cmd->add_option("--keys", o->keys, "Key directory (default $RPLAYER_KEYS or ./keys)");
+  cmd->add_option("--trust", o->trust, "Trust store for reading the recording's metadata");
+  cmd->add_option("--tee-dir", o->dir, "Run directory of the SoC and TEE processes");
+  cmd->add_option("--top", o->top, "How many classes to print")->capture_default_str();
+  cmd->add_option("--top-k-only", o->top_k_only,
+                  "When starting the TEE: it returns at most K classes, never the scores");
+  cmd->add_flag("--json", o->json, "One JSON object per image, one per line");
+  cmd->add_option("images", o->images, "Image files")->required();
+  cmd->callback([o, exit_code] {
+    try {
+      *exit_code = classify(*o);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rplayer classify: %s\n", e.what());
+      *exit_code = 1;
+    }
+  });
+}
+
+}  // namespace rplayer::tools

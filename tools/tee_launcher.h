@@ -1,0 +1,46 @@
+// Starting (or finding) the worlds for trusted inference: rplayer-soc, which boots
+// rplayer-tee on the secure bus, in a run directory; client applications then talk to
+// DIR/tee.sock. A launcher that started them stops them when it goes away.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <sys/types.h>
+
+namespace rplayer::tools {
+
+struct TeeWorldsOptions {
+  std::string dir;   // run directory; empty: $XDG_RUNTIME_DIR/rplayer, else /tmp/rplayer-UID
+  std::string sku = "v3d-7.1";
+  std::string keys;  // key directory whose trusted/ keys are provisioned into the TEE
+  unsigned top_k_only = 0;
+  unsigned claim_timeout_ms = 2000;
+  unsigned resume_wait_ms = 0;
+  int startup_timeout_ms = 20000;
+};
+
+class TeeWorlds {
+ public:
+  // Connects to a TEE already serving DIR/tee.sock, else starts the SoC and the TEE.
+  // nullptr and *error if neither works.
+  static std::unique_ptr<TeeWorlds> start_or_connect(const TeeWorldsOptions& o, std::string* error);
+  ~TeeWorlds();  // stops the processes it started
+  TeeWorlds(const TeeWorlds&) = delete;
+  TeeWorlds& operator=(const TeeWorlds&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  std::string tee_socket() const { return dir_ + "/tee.sock"; }
+  std::string soc_socket() const { return dir_ + "/normal.sock"; }
+  bool started() const { return soc_pid_ > 0; }
+  pid_t soc_pid() const { return soc_pid_; }
+
+ private:
+  TeeWorlds() = default;
+  std::string dir_;
+  pid_t soc_pid_ = -1;
+};
+
+// True if something accepts connections on the SOCK_SEQPACKET Unix socket `path`.
+bool socket_accepts(const std::string& path);
+
+}  // namespace rplayer::tools
