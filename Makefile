@@ -5,7 +5,8 @@ JOBS ?= $(shell nproc)
 # Debian packages the build and tests use.
 APT_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev \
   libbenchmark-dev libcli11-dev nlohmann-json3-dev libonnx-dev libprotobuf-dev \
-  protobuf-compiler libstb-dev libonnx-testdata libsodium-dev libzstd-dev libxxhash-dev
+  protobuf-compiler libstb-dev libonnx-testdata libsodium-dev libzstd-dev libxxhash-dev \
+  libseccomp-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps configure build test test-sanitize demo bench clean
@@ -39,18 +40,22 @@ test-sanitize: deps
 	RPLAYER_REPLAY_INPUTS=10 ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
 
 # The main job: record SqueezeNet on the full GPU stack (modeled V3D 7.1), sign the
-# recording, verify it, and replay it with ../shared/images/cat.jpg in the secure world.
+# recording, verify it, then classify ../shared/images/cat.jpg in the TEE: the SoC and
+# the sandboxed TEE run as processes, the replay TA loads the signed recording, decodes
+# the image inside the secure world and returns the top-5 classes.
 DEMO_IMAGE ?= ../shared/images/cat.jpg
 export RPLAYER_KEYS ?= $(BUILD)/keys
 demo: build
 	@test -f $(RPLAYER_KEYS)/signing.key || ./$(BUILD)/rplayer keygen
 	./$(BUILD)/rplayer record --model squeezenet -o $(BUILD)/squeezenet.rec
 	./$(BUILD)/rplayer verify $(BUILD)/squeezenet.rec
-	./$(BUILD)/rplayer replay $(BUILD)/squeezenet.rec --input $(DEMO_IMAGE)
+	./$(BUILD)/rplayer classify --tee --recording $(BUILD)/squeezenet.rec --tee-dir $(BUILD)/tee-run $(DEMO_IMAGE)
 
 bench: build
 	./$(BUILD)/bench/qpu_bench --benchmark_format=json
 	./$(BUILD)/bench/inference_bench --json --models squeezenet,mnist,mnist-onnx
+	./$(BUILD)/bench/replay_bench --json --models squeezenet,mnist
+	./$(BUILD)/bench/tee_bench --json
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

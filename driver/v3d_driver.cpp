@@ -55,6 +55,7 @@ bool V3dDriver::reset_sms() {
 
 bool V3dDriver::init(std::string* error) {
   mem_ = io_.memory();
+  if (io_.has_block(RegBlock::Mbox) && !announce(error)) return false;
   if (!power_up(error)) return false;
 
   const uint32_t hub1 = io_.read(RegBlock::Hub, HUB_IDENT1);
@@ -101,10 +102,8 @@ bool V3dDriver::init(std::string* error) {
   for (int l = 0; l < sku_->num_irq_lines; ++l) irq_threads_.emplace_back([this, l] { irq_loop(l); });
   // The ownership mailbox, if the platform has one (the modeled SoC). Its line is
   // delivered to the normal world only, so a driver in the secure world never acts on it.
-  if (io_.has_block(RegBlock::Mbox) && io_.num_irq_lines() > sku_->mbox_irq_line()) {
-    io_.write(RegBlock::Mbox, MBOX_ACK, 0);  // the GPU is in use: claims must wait for us
+  if (io_.has_block(RegBlock::Mbox) && io_.num_irq_lines() > sku_->mbox_irq_line())
     mbox_thread_ = std::thread([this] { mbox_loop(); });
-  }
   return true;
 }
 
@@ -624,6 +623,22 @@ void V3dDriver::handle_hub_irq_locked() {
 namespace rplayer::driver {
 
 // ---- GPU ownership mailbox ---------------------------------------------------------
+
+// Before touching the GPU: MBOX_ACK = 0 says a driver holds it, so claims from now on
+// wait for our acknowledgement (the mailbox thread gives it once running). A claim made
+// before that (CLAIM already 1) is waited out with the GPU left alone. The secure world
+// writes CLAIM before reading ACK and we write ACK before reading CLAIM, so one of us
+// always sees the other.
+bool V3dDriver::announce(std::string* error) {
+  for (int attempt = 0; attempt < 4; ++attempt) {  // bounded: each wait is bounded too
+    io_.write(RegBlock::Mbox, MBOX_ACK, 0);
+    if (!(io_.read(RegBlock::Mbox, MBOX_CLAIM) & 1)) return true;
+    io_.write(RegBlock::Mbox, MBOX_ACK, 1);  // free while we wait
+    if (!io_.poll(RegBlock::Mbox, MBOX_CLAIM, 1, 0, opts_.secure_wait)) break;
+  }
+  *error = "the secure world holds the GPU (probe gave up waiting for its release)";
+  return false;
+}
 
 void V3dDriver::mbox_loop() {
   const int line = sku_->mbox_irq_line();

@@ -39,6 +39,7 @@ struct DriverOptions {
   int max_timeout_rearms = 20;                     // progress-based extensions per job
   std::chrono::milliseconds irq_poll{20};          // interrupt threads wake to check for stop
   Micros resume_timeout{100000};                   // GPU back in the normal world after a release
+  Micros secure_wait{10000000};                    // at probe: a secure session to end
 };
 
 struct DriverStats {
@@ -102,6 +103,7 @@ class V3dDriver {
 
   V3dDriver(HwIo& io, const DriverOptions& opts);
   bool init(std::string* error);
+  bool announce(std::string* error);  // mailbox: tell the secure world a driver holds the GPU
   bool power_up(std::string* error);
   bool reset_sms();
   bool init_hw_state();  // MMU, caches range, interrupt masks (after probe, reset, resume)

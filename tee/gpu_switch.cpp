@@ -73,6 +73,13 @@ ClaimResult GpuWorldSwitch::claim(uint32_t timeout_us) {
   }
   const auto t0 = Clock::now();
   claimed_ = true;  // from here on the caller must release(), whatever happens
+  // A driver we released the GPU to may not have said it resumed yet: its ACK = 1 is
+  // stale and must not pass for an answer to this claim. Wait for it (bounded).
+  if (resume_pending_) poll_mbox(MBOX_ACK, 0, timeout_us);
+  resume_pending_ = false;
+  // ACK reads 1 before the claim if no normal-world driver holds the GPU: then nobody
+  // will suspend now or resume after the release.
+  driver_present_ = !(port_.read32(hw::RegBlock::Mbox, MBOX_ACK) & 1);
   port_.write32(hw::RegBlock::Mbox, MBOX_CLAIM, 1);
   // The normal world drains and suspends. Not waiting forever is the point: an
   // unresponsive normal world only delays the switch by the timeout.
@@ -109,13 +116,14 @@ ReleaseResult GpuWorldSwitch::release(uint32_t timeout_us) {
   r.switch_us = us_since(t0);
   claimed_ = false;
 
-  const bool acked = port_.read32(hw::RegBlock::Mbox, MBOX_ACK) & 1;
+  const bool acked = driver_present_ && (port_.read32(hw::RegBlock::Mbox, MBOX_ACK) & 1);
   const auto t1 = Clock::now();
   port_.write32(hw::RegBlock::Mbox, MBOX_CLAIM, 0);
   if (acked && timeout_us > 0) {
     r.resumed = poll_mbox(MBOX_ACK, 0, timeout_us);
     r.resume_us = us_since(t1);
   }
+  resume_pending_ = acked && !r.resumed;
   r.total_us = us_since(t0);
   return r;
 }

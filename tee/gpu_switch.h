@@ -36,8 +36,8 @@ struct ReleaseResult {
   SwitchCode code = SwitchCode::Ok;
   uint32_t switch_us = 0;    // TZPC_GPU_SECURE = 0 until neither SECURE nor SWITCHING
   // MBOX_CLAIM = 0 until MBOX_ACK = 0: the normal world's re-initialization. Only
-  // measured if the normal world had acknowledged (ACK was 1) and release() was asked
-  // to wait; `resumed` says whether it answered within the timeout.
+  // measured if a normal-world driver held the GPU at the claim, acknowledged it, and
+  // release() was asked to wait; `resumed` says whether it answered within the timeout.
   uint32_t resume_us = 0;
   bool resumed = false;
   uint32_t total_us = 0;
@@ -67,6 +67,8 @@ class GpuWorldSwitch {
   hw::SocPort& port_;
   uint32_t switch_timeout_us_;
   bool claimed_ = false;
+  bool driver_present_ = false;  // a normal-world driver held the GPU when we claimed it
+  bool resume_pending_ = false;  // released to that driver, which has not yet said it resumed
 };
 
 }  // namespace rplayer::tee

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
                  "wait for the normal-world driver to resume after each run (to measure it)");
   app.add_flag("--no-sandbox", no_sandbox, "do not enter the seccomp filter (debugging)");
   CLI11_PARSE(app, argc, argv);
+#ifdef RPLAYER_SANITIZED
+  no_sandbox = true;
+#endif
   std::signal(SIGPIPE, SIG_IGN);
   // One malloc arena: glibc shrinks per-thread arenas after reading
   // /proc/sys/vm/overcommit_memory, a file open the sandbox kills the process for.

@@ -123,6 +123,45 @@ int classify(const ClassifyOpts& o) {
 
 }  // namespace
 
+void add_worlds_command(CLI::App& app, int* exit_code) {
+  auto* o = new TeeWorldsOptions;
+  auto* cmd = app.add_subcommand("worlds", "Start or stop the SoC and TEE processes");
+  cmd->require_subcommand(1);
+  auto* start = cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
+  start->add_option("--tee-dir", o->dir, "Run directory (default $XDG_RUNTIME_DIR/rplayer)");
+  start->add_option("--sku", o->sku, "Modeled GPU")->capture_default_str();
+  start->add_option("--keys", o->keys, "Key directory whose trusted/ keys the TEE gets");
+  start->add_option("--top-k-only", o->top_k_only, "The TA returns at most K classes");
+  start->add_option("--resume-wait-ms", o->resume_wait_ms,
+                    "The TA waits for the normal driver to resume after each run (to measure it)");
+  start->callback([o, exit_code] {
+    std::string err;
+    std::unique_ptr<TeeWorlds> w = TeeWorlds::start_or_connect(*o, &err);
+    if (!w) {
+      std::fprintf(stderr, "rplayer worlds start: %s\n", err.c_str());
+      *exit_code = 1;
+      return;
+    }
+    std::printf("%s %s: SoC %s, TEE %s\n", w->started() ? "started" : "already running",
+                w->dir().c_str(), w->soc_socket().c_str(), w->tee_socket().c_str());
+    w->detach();
+    *exit_code = 0;
+  });
+  auto* dir = new std::string;
+  auto* stop = cmd->add_subcommand("stop", "Stop the SoC and TEE processes");
+  stop->add_option("--tee-dir", *dir, "Run directory (default $XDG_RUNTIME_DIR/rplayer)");
+  stop->callback([dir, exit_code] {
+    const std::string d = dir->empty() ? default_worlds_dir() : *dir;
+    if (!stop_worlds(d)) {
+      std::fprintf(stderr, "rplayer worlds stop: nothing runs in %s\n", d.c_str());
+      *exit_code = 1;
+      return;
+    }
+    std::printf("stopped %s\n", d.c_str());
+    *exit_code = 0;
+  });
+}
+
 void add_classify_command(CLI::App& app, int* exit_code) {
   auto* o = new ClassifyOpts;
   auto* cmd = app.add_subcommand("classify", "Classify images inside the TEE (trusted inference)");

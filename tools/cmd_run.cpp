@@ -27,6 +27,7 @@ struct RunOpts {
   std::string model = "squeezenet";
   std::string sku = "v3d-7.1";
   std::string backend = "gpu";
+  std::string soc;  // a SoC process's normal-world socket
   std::vector<std::string> images;
   bool json = false;
   int top = 5;
@@ -44,7 +45,7 @@ int run(const RunOpts& o) {
     inputs.push_back(nn::preprocess_image(path, model.info.preprocess, in.w, in.h));
     pre_ms.push_back(ms_since(t_pre));
   }
-  std::unique_ptr<InferenceBackend> backend = make_backend(o.backend, o.sku, model);
+  std::unique_ptr<InferenceBackend> backend = make_backend(o.backend, o.sku, model, o.soc);
   const double load_ms = ms_since(t_load);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto t_inf = Clock::now();
@@ -71,6 +72,8 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--sku", o->sku, "Modeled GPU: v3d-7.1 or v3d-4.2")->capture_default_str();
   cmd->add_option("--backend", o->backend, "gpu (driver + runtime + JIT on the modeled SoC) or cpu (reference)")
       ->capture_default_str();
+  cmd->add_option("--soc", o->soc,
+                  "Run as a normal-world process on a SoC process (DIR/normal.sock of rplayer-soc)");
   cmd->add_option("--top", o->top, "How many classes to print")->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object per image, one per line");
   cmd->add_option("images", o->images, "Image files")->required();

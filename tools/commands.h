@@ -13,5 +13,6 @@ void add_run_command(CLI::App& app, int* exit_code);
 void add_record_commands(CLI::App& app, int* exit_code);  // keygen, record, verify, replay
 void add_inspect_command(CLI::App& app, int* exit_code);
 void add_classify_command(CLI::App& app, int* exit_code);  // classify --tee
+void add_worlds_command(CLI::App& app, int* exit_code);    // worlds start|stop
 
 }  // namespace rplayer::tools

@@ -12,13 +12,20 @@ uint64_t dram_for(const nn::Model& model) {
 }
 
 GpuStack::GpuStack(const std::string& sku, const nn::Model& model,
-                   std::optional<record::RecorderOptions> recorder)
+                   std::optional<record::RecorderOptions> recorder, const std::string& soc_socket)
     : model_(model) {
-  hw::SocConfig cfg;
-  cfg.sku = sku;
-  cfg.normal_bytes = dram_for(model);
-  soc_ = std::make_unique<hw::ModeledSoc>(cfg);
-  direct_ = std::make_unique<driver::DirectHwIo>(soc_->port(hw::World::Normal));
+  if (soc_socket.empty()) {
+    hw::SocConfig cfg;
+    cfg.sku = sku;
+    cfg.normal_bytes = dram_for(model);
+    soc_ = std::make_unique<hw::ModeledSoc>(cfg);
+    direct_ = std::make_unique<driver::DirectHwIo>(soc_->port(hw::World::Normal));
+  } else {
+    std::string err;
+    remote_ = hw::RemoteSocPort::connect_path(soc_socket, &err);
+    if (!remote_) throw std::runtime_error("SoC " + soc_socket + ": " + err);
+    direct_ = std::make_unique<driver::DirectHwIo>(*remote_);
+  }
   driver::HwIo* below = direct_.get();
   if (recorder) {
     recorder_ = std::make_unique<record::Recorder>(*direct_, *recorder);

@@ -9,6 +9,7 @@
 
 #include "driver/counting_hw_io.h"
 #include "driver/v3d_driver.h"
+#include "hw/remote_port.h"
 #include "hw/soc.h"
 #include "nn/gpu/gpu_executor.h"
 #include "nn/model_zoo.h"
@@ -21,11 +22,15 @@ class GpuStack {
  public:
   // Throws std::runtime_error (unknown SKU, probe failure) or nn::ModelError. With
   // `recorder`, a Recorder sits between the driver and the hardware (idle until started).
+  // `soc_socket`: run on a SoC process (rplayer-soc's DIR/normal.sock) as a normal-world
+  // process; empty: on a modeled SoC of our own.
   GpuStack(const std::string& sku, const nn::Model& model,
-           std::optional<record::RecorderOptions> recorder = std::nullopt);
+           std::optional<record::RecorderOptions> recorder = std::nullopt,
+           const std::string& soc_socket = "");
   record::Recorder& recorder() { return *recorder_; }
   nn::Tensor infer(const nn::Tensor& input);
-  hw::ModeledSoc& soc() { return *soc_; }
+  hw::ModeledSoc& soc() { return *soc_; }  // only without soc_socket
+  bool remote() const { return remote_ != nullptr; }
   driver::V3dDriver& driver() { return *drv_; }
   driver::HwIoCounts io_counts() const { return counting_->counts(); }
   nn::GpuExecutor& executor() { return *exec_; }
@@ -33,6 +38,7 @@ class GpuStack {
  private:
   const nn::Model& model_;
   std::unique_ptr<hw::ModeledSoc> soc_;
+  std::unique_ptr<hw::RemoteSocPort> remote_;
   std::unique_ptr<driver::DirectHwIo> direct_;
   std::unique_ptr<record::Recorder> recorder_;
   std::unique_ptr<driver::CountingHwIo> counting_;

@@ -25,16 +25,19 @@ class CpuBackend final : public InferenceBackend {
 // The full normal-world stack on the modeled SoC.
 class GpuBackend final : public InferenceBackend {
  public:
-  GpuBackend(const std::string& sku, const nn::Model& m) : sku_(sku), stack_(sku, m) {}
-  std::string describe() const override { return "gpu (modeled " + sku_ + ")"; }
+  GpuBackend(const std::string& sku, const nn::Model& m, const std::string& soc_socket)
+      : sku_(sku), stack_(sku, m, std::nullopt, soc_socket) {}
+  std::string describe() const override {
+    return stack_.remote() ? "gpu (SoC process)" : "gpu (modeled " + sku_ + ")";
+  }
   nn::Tensor infer(const nn::Tensor& input) override {
     const auto io0 = stack_.io_counts();
     const auto drv0 = stack_.driver().stats();
-    const auto gpu0 = stack_.soc().gpu().stats();
+    const hw::GpuStats gpu0 = stack_.remote() ? hw::GpuStats{} : stack_.soc().gpu().stats();
     nn::Tensor out = stack_.infer(input);
     const auto io1 = stack_.io_counts();
     const auto drv1 = stack_.driver().stats();
-    const auto gpu1 = stack_.soc().gpu().stats();
+    const hw::GpuStats gpu1 = stack_.remote() ? hw::GpuStats{} : stack_.soc().gpu().stats();
     stats_ = {
         {"jobs", drv1.jobs_completed - drv0.jobs_completed},
         {"register_reads", io1.reads - io0.reads},
@@ -58,9 +61,10 @@ class GpuBackend final : public InferenceBackend {
 }  // namespace
 
 std::unique_ptr<InferenceBackend> make_backend(const std::string& backend, const std::string& sku,
-                                               const nn::Model& model) {
+                                               const nn::Model& model,
+                                               const std::string& soc_socket) {
   if (backend == "cpu") return std::make_unique<CpuBackend>(model);
-  if (backend == "gpu") return std::make_unique<GpuBackend>(sku, model);
+  if (backend == "gpu") return std::make_unique<GpuBackend>(sku, model, soc_socket);
   throw std::runtime_error("unknown backend '" + backend + "' (gpu or cpu)");
 }
 

@@ -22,7 +22,9 @@ class InferenceBackend {
 };
 
 // backend: "cpu" or "gpu". Throws std::runtime_error with a clear message otherwise.
+// soc_socket: the GPU stack runs on that SoC process instead of a modeled SoC of its own.
 std::unique_ptr<InferenceBackend> make_backend(const std::string& backend, const std::string& sku,
-                                               const nn::Model& model);
+                                               const nn::Model& model,
+                                               const std::string& soc_socket = "");
 
 }  // namespace rplayer::tools

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   rplayer::tools::add_record_commands(app, &exit_code);
   rplayer::tools::add_inspect_command(app, &exit_code);
   rplayer::tools::add_classify_command(app, &exit_code);
+  rplayer::tools::add_worlds_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -36,10 +37,14 @@ bool socket_accepts(const std::string& path) {
 
 namespace {
 
-std::string default_dir() {
+}  // namespace
+
+std::string default_worlds_dir() {
   if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) return std::string(x) + "/rplayer";
   return "/tmp/rplayer-" + std::to_string(getuid());
 }
+
+namespace {
 
 // The worlds' executables sit next to this one (build/).
 fs::path sibling(const char* name) {
@@ -64,7 +69,7 @@ void stop_process(pid_t pid) {
 std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o,
                                                        std::string* error) {
   std::unique_ptr<TeeWorlds> w(new TeeWorlds);
-  w->dir_ = o.dir.empty() ? default_dir() : o.dir;
+  w->dir_ = o.dir.empty() ? default_worlds_dir() : o.dir;
   if (socket_accepts(w->tee_socket())) return w;  // already running
 
   const fs::path keys = key_dir(o.keys);
@@ -73,7 +78,8 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
              " does not exist (rplayer keygen)";
     return nullptr;
   }
-  const fs::path soc = sibling("rplayer-soc"), tee = sibling("rplayer-tee");
+  const fs::path soc = o.bin_dir.empty() ? sibling("rplayer-soc") : fs::path(o.bin_dir) / "rplayer-soc";
+  const fs::path tee = o.bin_dir.empty() ? sibling("rplayer-tee") : fs::path(o.bin_dir) / "rplayer-tee";
   for (const fs::path& p : {soc, tee})
     if (!fs::exists(p)) {
       *error = p.string() + " not found (build it: make build)";
@@ -147,5 +153,15 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
 }
 
 TeeWorlds::~TeeWorlds() { stop_process(soc_pid_); }
+
+bool stop_worlds(const std::string& dir) {
+  std::ifstream f(dir + "/soc.pid");
+  long pid = 0;
+  if (!(f >> pid) || pid <= 1) return false;
+  if (kill(pid_t(pid), SIGTERM) != 0) return false;
+  for (int i = 0; i < 300 && kill(pid_t(pid), 0) == 0; ++i)  // 3 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return true;
+}
 
 }  // namespace rplayer::tools

@@ -17,6 +17,7 @@ struct TeeWorldsOptions {
   unsigned claim_timeout_ms = 2000;
   unsigned resume_wait_ms = 0;
   int startup_timeout_ms = 20000;
+  std::string bin_dir;  // where rplayer-soc and rplayer-tee are; empty: next to this program
 };
 
 class TeeWorlds {
@@ -32,6 +33,8 @@ class TeeWorlds {
   std::string tee_socket() const { return dir_ + "/tee.sock"; }
   std::string soc_socket() const { return dir_ + "/normal.sock"; }
   bool started() const { return soc_pid_ > 0; }
+  // Leaves the processes running after this object is gone (`rplayer worlds start`).
+  void detach() { soc_pid_ = -1; }
   pid_t soc_pid() const { return soc_pid_; }
 
  private:
@@ -39,6 +42,10 @@ class TeeWorlds {
   std::string dir_;
   pid_t soc_pid_ = -1;
 };
+
+// Stops the SoC (and with it the TEE) serving `dir`, from its soc.pid. False if none runs.
+bool stop_worlds(const std::string& dir);
+std::string default_worlds_dir();
 
 // True if something accepts connections on the SOCK_SEQPACKET Unix socket `path`.
 bool socket_accepts(const std::string& path);

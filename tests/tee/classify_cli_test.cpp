@@ -24,7 +24,7 @@ struct Result {
 
 Result sh(const std::string& cmd) {
   Result r;
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
+  FILE* p = popen((cmd.find(" 2>") == std::string::npos ? cmd + " 2>/dev/null" : cmd).c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;
   size_t n;
@@ -100,6 +100,42 @@ TEST_F(ClassifyCliTest, TamperedRecordingIsRefusedWithAClearError) {
   EXPECT_NE(WEXITSTATUS(st), 0);
   EXPECT_NE(out.find("signature"), std::string::npos) << out;
   EXPECT_EQ(out.find("tabby"), std::string::npos) << "no partial output";
+}
+
+// The normal world keeps using the GPU (its own driver in another process, on the same
+// SoC process) while the TA claims the GPU for every image: the driver suspends and
+// resumes around each replay and every inference on both sides is right.
+TEST_F(ClassifyCliTest, NormalWorldInferenceAndTrustedClassificationShareTheGpu) {
+  const std::string run_dir = (dir / "shared").string();
+  ASSERT_EQ(sh(env + RPLAYER_BIN " worlds start --tee-dir " + run_dir).status, 0);
+  const std::string cat = kShared + "/images/cat.jpg";
+  const Result alone = sh(RPLAYER_BIN " run --json " + cat);
+  ASSERT_EQ(alone.status, 0);
+  const nlohmann::json want = json_lines(alone.out).at(0)["top5"];
+  const std::string many = cat + " " + cat + " " + cat + " " + cat + " " + cat + " " + cat;
+  FILE* normal = popen((RPLAYER_BIN " run --json --soc " + run_dir + "/normal.sock " + many +
+                        " 2>" + (dir / "normal.err").string()).c_str(), "r");
+  ASSERT_TRUE(normal);
+  const Result tee = sh(env + RPLAYER_BIN " classify --tee --json --recording " +
+                        (dir / "sq.rec").string() + " --tee-dir " + run_dir + " " + many +
+                        " 2>" + (dir / "tee.err").string());
+  std::string normal_out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), normal)) > 0) normal_out.append(buf.data(), n);
+  EXPECT_EQ(WEXITSTATUS(pclose(normal)), 0) << std::ifstream(dir / "normal.err").rdbuf();
+  EXPECT_EQ(sh(RPLAYER_BIN " worlds stop --tee-dir " + run_dir).status, 0);
+
+  ASSERT_EQ(tee.status, 0) << tee.out << std::ifstream(dir / "tee.err").rdbuf();
+  const auto native = json_lines(normal_out), trusted = json_lines(tee.out);
+  ASSERT_EQ(native.size(), 6u);
+  ASSERT_EQ(trusted.size(), 6u);
+  for (const auto& j : native) EXPECT_EQ(j["top5"], want) << "normal-world inference undisturbed";
+  if (HasFailure()) std::printf("normal:\n%s\ntrusted:\n%s\n", normal_out.c_str(), tee.out.c_str());
+  for (const auto& j : trusted) {
+    EXPECT_EQ(j["top5"], want);
+    EXPECT_EQ(j["stats"]["forced_claim"], false) << "the normal driver answered every claim";
+  }
 }
 
 }  // namespace
