@@ -249,7 +249,21 @@ void RemoteSocPort::write32(RegBlock b, uint32_t offset, uint32_t value) {
 }
 
 MemoryWindow RemoteSocPort::memory() {
+  if (carve_out_only_) return carve_out();
   return {base_, pa_base_, size_, num_ranges_ == 1 ? range_fds_[0] : -1};
+}
+
+bool RemoteSocPort::restrict_to_carve_out() {
+  if (world_ != World::Secure || num_ranges_ < 2) return false;
+  // Unmap the normal DRAM (the reservation stays, PROT_NONE) and drop its fd.
+  const uint64_t normal = ranges_[1].pa_base - pa_base_;
+  if (mmap(base_, normal, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+           0) == MAP_FAILED)
+    return false;
+  close(range_fds_[0]);
+  range_fds_[0] = -1;
+  carve_out_only_ = true;
+  return true;
 }
 
 MemoryWindow RemoteSocPort::carve_out() const {

@@ -52,6 +52,9 @@ class RemoteSocPort final : public SocPort {
   World world() const { return world_; }
   // False once a call found the SoC gone, or the first connection reports a hang-up.
   bool alive() const;
+  // Secure world: keep only the carve-out mapped (memory() becomes carve_out()); the
+  // normal DRAM is unmapped and its fd closed. False for the normal world.
+  bool restrict_to_carve_out();
   // Secure world: the carve-out alone with its own memfd; an empty window otherwise.
   MemoryWindow carve_out() const;
   // Connections open for calls (idle ones), not counting the first (HELLO/CLONE) one.
@@ -73,6 +76,7 @@ class RemoteSocPort final : public SocPort {
   std::vector<int> idle_;
   mutable std::atomic<bool> alive_{true};
 
+  bool carve_out_only_ = false;
   World world_ = World::Normal;
   int num_irq_lines_ = 0;
   uint8_t block_mask_ = 0;

@@ -65,6 +65,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rplayer-tee: no trusted keys in %s\n", keys.c_str());
     return 1;
   }
+  // The secure world's process maps the carve-out and its own memory, nothing else.
+  if (!port->restrict_to_carve_out()) {
+    std::fprintf(stderr, "rplayer-tee: the secure bus offers no carve-out\n");
+    return 1;
+  }
   const hw::MemoryWindow carve = port->carve_out();
   cfg.port = port.get();
   cfg.pool_pa = carve.pa_base;

@@ -36,6 +36,9 @@ class Harness {
   explicit Harness(hw::SocConfig cfg = {}, hw::World world = hw::World::Normal);
   hw::ModeledSoc& soc() { return soc_; }
   hw::SocPort& port() { return *port_; }
+  // Register accesses and interrupt waits through another port of the same world (e.g. a
+  // RemoteSocPort of a SoC process serving this SoC); memory stays the shared DRAM.
+  void use_port(hw::SocPort* p) { port_ = p; }
   const hw::Sku& sku() const { return soc_.sku(); }
 
   uint32_t rd(hw::RegBlock b, uint32_t off) { return port_->read32(b, off); }

@@ -237,6 +237,16 @@ TEST(RemoteSocPort, MemoryIsSharedAndTheNormalWindowStopsAtTheCarveOut) {
   EXPECT_EQ(pread(n.fd, buf, sizeof buf, off_t(carve_pa)), 0);  // EOF
   EXPECT_EQ(pread(n.fd, buf, 7, 0x1000), 7);
   EXPECT_STREQ(buf, "remote");
+
+  // The TEE keeps only the carve-out: its window starts there, and a normal world cannot
+  // narrow itself to a carve-out it does not have.
+  EXPECT_FALSE(normal->restrict_to_carve_out());
+  ASSERT_TRUE(secure->restrict_to_carve_out());
+  const hw::MemoryWindow own = secure->memory();
+  EXPECT_EQ(own.pa_base, carve_pa);
+  EXPECT_EQ(own.size, cfg.secure_bytes);
+  EXPECT_FALSE(own.contains(0x1000, 1));
+  EXPECT_STREQ(reinterpret_cast<char*>(own.at(carve_pa)), "secret");
 }
 
 TEST(RemoteSocPort, WaitIrqInOneThreadWhileAnotherWritesRegisters) {
