@@ -154,6 +154,23 @@ void print_top_entries(const std::string& image, const std::string& model,
   std::fflush(stdout);
 }
 
+replay::Recording finish_recording(GpuStack& stack, const nn::Model& model) {
+  std::string err;
+  // The executor gives each graph input and output a buffer of its own, labelled with
+  // the blob's name (nn/gpu/gpu_executor.h).
+  for (const auto& [blob, is_input] : {std::pair{model.info.input_blob, true},
+                                       std::pair{model.info.output_blob, false}}) {
+    const nn::Shape& s = model.graph.blob_shape(blob);
+    std::vector<uint32_t> shape;
+    for (int d : s.outer_dims()) shape.push_back(uint32_t(d));
+    if (!stack.recorder().bind_buffer(blob, is_input, uint32_t(s.total() * 4), shape, &err))
+      throw std::runtime_error(err);
+  }
+  replay::Recording rec;
+  if (!stack.recorder().finish(&rec, &err)) throw std::runtime_error("recording failed: " + err);
+  return rec;
+}
+
 std::vector<uint8_t> record_model(const RecordRequest& o, std::string* summary) {
   const record::KeyPair key = record::load_secret_key(key_dir(o.keys) / "signing.key");
   nn::Model model = nn::load_model(o.model);
@@ -176,19 +193,7 @@ std::vector<uint8_t> record_model(const RecordRequest& o, std::string* summary) 
   stack.recorder().start();
   stack.infer(input);
   if (o.progress) std::fprintf(stderr, "\r\033[K");
-  std::string err;
-  // The executor gives each graph input and output a buffer of its own, labelled with
-  // the blob's name (nn/gpu/gpu_executor.h).
-  for (const auto& [blob, is_input] : {std::pair{model.info.input_blob, true},
-                                       std::pair{model.info.output_blob, false}}) {
-    const nn::Shape& s = model.graph.blob_shape(blob);
-    std::vector<uint32_t> shape;
-    for (int d : s.outer_dims()) shape.push_back(uint32_t(d));
-    if (!stack.recorder().bind_buffer(blob, is_input, uint32_t(s.total() * 4), shape, &err))
-      throw std::runtime_error(err);
-  }
-  replay::Recording rec;
-  if (!stack.recorder().finish(&rec, &err)) throw std::runtime_error("recording failed: " + err);
+  replay::Recording rec = finish_recording(stack, model);
   rec.sku_name = o.sku;
   rec.metadata = {{"model", o.model},
                   {"input_blob", model.info.input_blob},

@@ -14,6 +14,7 @@
 #include "replay/recording.h"
 #include "replay/replayer.h"
 #include "tee/soc_platform.h"
+#include "tools/gpu_stack.h"
 
 namespace rplayer::tools {
 
@@ -31,6 +32,9 @@ struct RecordRequest {
   bool progress = false;  // a progress line on stderr
 };
 std::vector<uint8_t> record_model(const RecordRequest& req, std::string* summary);
+// After an inference under a started recorder: binds the model's input and output blobs
+// and finishes the recording. Throws std::runtime_error.
+replay::Recording finish_recording(GpuStack& stack, const nn::Model& model);
 
 // Reads, decodes and checks the signature of a recording against the given public key
 // files, or else the trust store (`trust`, else <key dir>/trusted). false with *error.
@@ -54,6 +58,7 @@ class ReplayTarget {
   replay::ReplayError run_loaded(const std::string& in_name, const nn::Tensor& input,
                                  const std::string& out_name, std::vector<float>* out,
                                  replay::ReplayStats* st);
+  void unload() { session_.reset(); }  // scrubs and frees the session's pages
   hw::ModeledSoc& soc() { return *soc_; }
 
  private:
