@@ -162,6 +162,118 @@ TEST_P(ReplayTest, SignedFileRoundTripReplays) {
   EXPECT_EQ(out, expected(ramp(2.f)));
 }
 
+// A session: loaded once, many runs. Each run equals a fresh replay, read-only pages are
+// not reloaded, and whatever a run wrote is scrubbed before the next.
+TEST_P(ReplayTest, SessionRunsEqualFreshReplays) {
+  const Recording r = record_workload(GetParam(), ramp(0.5f));
+  ReplaySoc target(GetParam(), true);
+  Replayer session(*target.platform);
+  const SkuIdentity gpu = r.sku;
+  ReplayStats ls;
+  ASSERT_TRUE(session.load(r, &gpu, {}, &ls).ok());
+  EXPECT_GT(ls.pages_loaded, 0u) << "read-only images loaded once, at load";
+  int run = 0;
+  for (float scale : {0.5f, -1.25f, 3.0f, 7.5f}) {
+    std::vector<float> out(kN, -1.f);
+    const std::vector<float> in = ramp(scale);
+    TensorIn ti{"in", in.data(), kN * 4};
+    TensorOut to{"out", out.data(), kN * 4};
+    ReplayStats st;
+    const ReplayError e = session.run({&ti, 1}, {&to, 1}, &st);
+    char buf[200];
+    ASSERT_TRUE(e.ok()) << e.format(buf, sizeof buf);
+    EXPECT_EQ(out, expected(in)) << "run " << run;
+    EXPECT_EQ(st.jobs, 3u);
+    EXPECT_GT(st.pages_skipped, 0u) << "code, uniforms and weights stay loaded";
+    EXPECT_GT(st.pages_scrubbed, 0u);
+    ++run;
+  }
+  EXPECT_GT(target.platform->pages_in_use(), 0u);
+  session.unload();
+  EXPECT_EQ(target.platform->pages_in_use(), 0u);
+  EXPECT_TRUE(target.platform->pool_is_clean());
+  std::vector<float> out(kN);
+  TensorIn ti{"in", out.data(), kN * 4};
+  TensorOut to{"out", out.data(), kN * 4};
+  EXPECT_EQ(session.run({&ti, 1}, {&to, 1}, nullptr).code, ReplayCode::NotLoaded);
+}
+
+TEST(Replay, SessionSurvivesAFailedRunAndAWorldSwitch) {
+  Recording r = record_workload("v3d-7.1", ramp(1.f));
+  for (auto& a : r.actions)
+    if (a.op == ActionOp::WaitIrq) a.timeout_us = 100000;  // keep the test short
+  ReplaySoc target("v3d-7.1", true);
+  Replayer session(*target.platform);
+  ASSERT_TRUE(session.load(r, nullptr, {}, nullptr).ok());
+  auto run = [&](float scale, std::vector<float>* out) {
+    out->assign(kN, -1.f);
+    const std::vector<float> in = ramp(scale);
+    TensorIn ti{"in", in.data(), kN * 4};
+    TensorOut to{"out", out->data(), kN * 4};
+    return session.run({&ti, 1}, {&to, 1}, nullptr);
+  };
+  std::vector<float> out;
+  target.soc.faults().drop_interrupts = 1;
+  EXPECT_EQ(run(2.f, &out).code, ReplayCode::IrqTimeout);
+  EXPECT_EQ(out, std::vector<float>(kN, 0.f)) << "no partial output";
+  ASSERT_TRUE(run(2.f, &out).ok()) << "the session is still usable";
+  EXPECT_EQ(out, expected(ramp(2.f)));
+  // The GPU goes to the normal world and back (a full reset each way) between runs.
+  hw::SocPort& sec = target.soc.port(hw::World::Secure);
+  for (uint32_t v : {0u, 1u}) {
+    sec.write32(hw::RegBlock::Tzpc, v3d::TZPC_GPU_SECURE, v);
+    for (int i = 0; i < 1000 && target.soc.gpu().secure() != bool(v); ++i)
+      std::this_thread::sleep_for(100us);
+  }
+  ASSERT_TRUE(run(-3.f, &out).ok());
+  EXPECT_EQ(out, expected(ramp(-3.f)));
+}
+
+// A read-only page that is zero at the first job and loaded only later (the CPU wrote it
+// between jobs): the next run of the session must find it zero again, as a fresh replay
+// does. Here the bias is zero for all three jobs (out = 8 x in), and only after the last
+// job does a load put the real bias there.
+TEST(Replay, SessionRestoresReadOnlyPagesALaterLoadChanged) {
+  Recording r = record_workload("v3d-7.1", ramp(1.f));
+  uint32_t bias = ~0u, input = ~0u;
+  for (uint32_t i = 0; i < r.regions.size(); ++i) {
+    if (r.regions[i].label == "bias") bias = i;
+    if (r.regions[i].label == "in") input = i;
+  }
+  ASSERT_NE(bias, ~0u);
+  ASSERT_NE(input, ~0u);
+  // The first load no longer touches the bias (its entry now zeroes the input page, which
+  // the caller's input overwrites anyway): a fresh replay has a zero bias.
+  uint32_t bias_blob = kZeroBlob;
+  for (PageLoad& l : r.loads)
+    if (l.region == bias) {
+      bias_blob = l.blob;
+      l = {input, 0, kZeroBlob};
+    }
+  ASSERT_NE(bias_blob, kZeroBlob);
+  r.loads.push_back({bias, 0, bias_blob});
+  Action a;
+  a.op = ActionOp::LoadMemory;
+  a.first = uint32_t(r.loads.size() - 1);
+  a.count = 1;
+  r.actions.push_back(a);
+  ReplaySoc target("v3d-7.1", true);
+  Replayer session(*target.platform);
+  ASSERT_TRUE(session.load(r, nullptr, {}, nullptr).ok());
+  for (float scale : {1.f, 4.f, -2.f}) {
+    std::vector<float> out(kN, -1.f);
+    const std::vector<float> in = ramp(scale);
+    TensorIn ti{"in", in.data(), kN * 4};
+    TensorOut to{"out", out.data(), kN * 4};
+    char buf[200];
+    const ReplayError e = session.run({&ti, 1}, {&to, 1}, nullptr);
+    ASSERT_TRUE(e.ok()) << e.format(buf, sizeof buf);
+    std::vector<float> want(kN);
+    for (uint32_t i = 0; i < kN; ++i) want[i] = in[i] * 8.f;
+    EXPECT_EQ(out, want) << "scale " << scale;
+  }
+}
+
 TEST(Replay, OtherSkuIsRejectedBeforeAnyJob) {
   const Recording r = record_workload("v3d-7.1", ramp(1.f));
   ReplaySoc target("v3d-4.2", false);
