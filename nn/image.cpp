@@ -55,6 +55,10 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, i
   int w = 0, h = 0, stored = 0;
   if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored))
     throw ImageError(name + ": cannot decode image: " + stbi_failure_reason());
+  // A few bytes of header can claim gigapixels: refuse before allocating (this decoder
+  // also runs inside the TEE on bytes from the normal world).
+  if (uint64_t(w) * uint64_t(h) > kMaxImagePixels)
+    throw ImageError(name + ": image too large: " + std::to_string(w) + "x" + std::to_string(h));
   const int want = channels ? channels : (stored <= 2 ? 1 : 3);
   unsigned char* data = stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored,
                                               want);

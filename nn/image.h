@@ -19,6 +19,9 @@ struct Image {
   std::vector<uint8_t> pixels;  // row-major, channels interleaved
 };
 
+// Larger images are refused (ImageError) before any pixel memory is allocated.
+inline constexpr uint64_t kMaxImagePixels = 1ull << 26;  // 64 Mpx
+
 // Loads `path` as gray (channels 1), RGB (3), or as stored (0: gray stays gray, anything
 // with color becomes RGB). Throws ImageError naming the file if missing or undecodable.
 Image load_image(const std::string& path, int channels = 0);

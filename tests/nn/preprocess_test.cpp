@@ -83,5 +83,18 @@ TEST(Preprocess, MnistScales) {
   EXPECT_LE(mx, 255.f);
 }
 
+// A 33-byte PNG header claiming 9000 x 9000 pixels (81 Mpx): refused before decoding.
+TEST(Image, HugeHeaderIsRefusedBeforeAllocating) {
+  const std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13,
+                                    'I', 'H', 'D', 'R', 0, 0, 0x23, 0x28, 0, 0, 0x23, 0x28,
+                                    8, 2, 0, 0, 0, 0, 0, 0, 0};
+  try {
+    decode_image(png, "huge.png");
+    FAIL() << "decoded";
+  } catch (const ImageError& e) {
+    EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace rplayer::nn

@@ -204,6 +204,11 @@ TEST_F(ReplayTaTest, MalformedParametersGetClearErrorsAndTheTaKeepsServing) {
   EXPECT_EQ(client.classify(h, {1, 2, 3, 4}, 5, &top, nullptr, kReplayInputTensor).result,
             TEEC_ERROR_BAD_PARAMETERS);
   EXPECT_EQ(client.classify(h, cat, 5000, &top, nullptr).result, TEEC_ERROR_BAD_PARAMETERS);
+  // A 33-byte PNG claiming 9000 x 9000 pixels: refused without decoding.
+  const std::vector<uint8_t> bomb = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13,
+                                     'I', 'H', 'D', 'R', 0, 0, 0x23, 0x28, 0, 0, 0x23, 0x28,
+                                     8, 2, 0, 0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(client.classify(h, bomb, 5, &top, nullptr).result, TEEC_ERROR_BAD_FORMAT);
   // Wrong parameter types for RUN, and an unknown command, through the raw API.
   TEEC_Operation op{};
   op.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE, TEEC_NONE);
