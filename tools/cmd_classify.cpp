@@ -124,7 +124,8 @@ int classify(const ClassifyOpts& o) {
 }  // namespace
 
 void add_worlds_command(CLI::App& app, int* exit_code) {
-  auto* o = new TeeWorldsOptions;
+  static TeeWorldsOptions o_storage;  // lives as long as the app
+  auto* o = &o_storage;
   auto* cmd = app.add_subcommand("worlds", "Start or stop the SoC and TEE processes");
   cmd->require_subcommand(1);
   auto* start = cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
@@ -147,7 +148,8 @@ void add_worlds_command(CLI::App& app, int* exit_code) {
     w->detach();
     *exit_code = 0;
   });
-  auto* dir = new std::string;
+  static std::string dir_storage;  // lives as long as the app
+  auto* dir = &dir_storage;
   auto* stop = cmd->add_subcommand("stop", "Stop the SoC and TEE processes");
   stop->add_option("--tee-dir", *dir, "Run directory (default $XDG_RUNTIME_DIR/rplayer)");
   stop->callback([dir, exit_code] {
@@ -163,7 +165,8 @@ void add_worlds_command(CLI::App& app, int* exit_code) {
 }
 
 void add_classify_command(CLI::App& app, int* exit_code) {
-  auto* o = new ClassifyOpts;
+  static ClassifyOpts o_storage;  // lives as long as the app
+  auto* o = &o_storage;
   auto* cmd = app.add_subcommand("classify", "Classify images inside the TEE (trusted inference)");
   cmd->add_flag("--tee", o->tee, "Through the replay TA in the secure world (the only mode)");
   cmd->add_option("--recording", o->recording,

@@ -17,7 +17,8 @@ std::string hex(uint32_t v) {
 
 void add_devices_command(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("devices", "List the modeled GPU SKUs with their IDENT values");
-  auto* json = new bool(false);
+  static bool json_storage{false};  // lives as long as the app
+  auto* json = &json_storage;
   cmd->add_flag("--json", *json, "Print JSON");
   cmd->callback([json, exit_code] {
     nlohmann::json out = nlohmann::json::array();

@@ -69,7 +69,8 @@ int inspect_main(const InspectArgs& a) {
 }  // namespace
 
 void add_inspect_command(CLI::App& app, int* exit_code) {
-  auto* a = new InspectArgs;  // lives as long as the app, which binds its options to it
+  static InspectArgs a_storage;
+  auto* a = &a_storage;  // lives as long as the app, which binds its options to it
   auto* cmd = app.add_subcommand(
       "inspect", "Explain a signed recording: regions, statistics, register actions, shaders");
   cmd->add_option("file", a->file, "Recording (.rec)")->required();

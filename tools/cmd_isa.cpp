@@ -25,7 +25,8 @@ void add_isa_commands(CLI::App& app, int* exit_code) {
   struct Opts {
     std::string in, out;
   };
-  auto* a = new Opts;
+  static Opts a_storage;  // lives as long as the app
+  auto* a = &a_storage;
   auto* as = app.add_subcommand("asm", "Assemble QPU assembly text into a program binary");
   as->add_option("input", a->in, "Assembly source (.s)")->required();
   as->add_option("-o,--output", a->out, "Output binary")->required();
@@ -56,7 +57,8 @@ void add_isa_commands(CLI::App& app, int* exit_code) {
     *exit_code = 0;
   });
 
-  auto* d = new Opts;
+  static Opts d_storage;  // lives as long as the app
+  auto* d = &d_storage;
   auto* ds = app.add_subcommand("disasm", "Disassemble a QPU program binary");
   ds->add_option("input", d->in, "Program binary")->required();
   ds->callback([d, exit_code] {

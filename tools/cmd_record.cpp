@@ -187,14 +187,17 @@ void add_record_commands(CLI::App& app, int* exit_code) {
     };
   };
 
-  auto* kg_dir = new std::string;
-  auto* kg_force = new bool(false);
+  static std::string kg_dir_storage;  // lives as long as the app
+  auto* kg_dir = &kg_dir_storage;
+  static bool kg_force_storage{false};  // lives as long as the app
+  auto* kg_force = &kg_force_storage;
   auto* kg = app.add_subcommand("keygen", "Create the signing key and trust it");
   kg->add_option("--keys", *kg_dir, "Key directory (default $RPLAYER_KEYS or ./keys)");
   kg->add_flag("--force", *kg_force, "Replace an existing signing key");
   kg->callback(wrap("keygen", [=] { return keygen(*kg_dir, *kg_force); }));
 
-  auto* ro = new RecordOpts;
+  static RecordOpts ro_storage;  // lives as long as the app
+  auto* ro = &ro_storage;
   auto* rc = app.add_subcommand("record", "Record a model's inference on the full GPU stack");
   rc->add_option("--model", ro->req.model, "Model name or .param/.onnx path")->capture_default_str();
   rc->add_option("--sku", ro->req.sku, "Modeled GPU: v3d-7.1 or v3d-4.2")->capture_default_str();
@@ -204,10 +207,14 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   rc->add_flag("--omit-weights", ro->req.omit_weights, "Leave the weights out of the recording");
   rc->callback(wrap("record", [=] { return record_cmd(*ro); }));
 
-  auto* vf_file = new std::string;
-  auto* vf_keys = new std::vector<std::string>;
-  auto* vf_trust = new std::string;
-  auto* vf_sku = new std::string;
+  static std::string vf_file_storage;  // lives as long as the app
+  auto* vf_file = &vf_file_storage;
+  static std::vector<std::string> vf_keys_storage;  // lives as long as the app
+  auto* vf_keys = &vf_keys_storage;
+  static std::string vf_trust_storage;  // lives as long as the app
+  auto* vf_trust = &vf_trust_storage;
+  static std::string vf_sku_storage;  // lives as long as the app
+  auto* vf_sku = &vf_sku_storage;
   auto* vf = app.add_subcommand("verify", "Check a recording: signature, format, verifier rules");
   vf->add_option("file", *vf_file, "Recording file")->required();
   vf->add_option("--key", *vf_keys, "Trusted public key file (repeatable)");
@@ -215,7 +222,8 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   vf->add_option("--sku", *vf_sku, "GPU to verify for (default: the recording's)");
   vf->callback(wrap("verify", [=] { return verify_cmd(*vf_file, *vf_keys, *vf_trust, *vf_sku); }));
 
-  auto* rp = new ReplayOpts;
+  static ReplayOpts rp_storage;  // lives as long as the app
+  auto* rp = &rp_storage;
   auto* rpc = app.add_subcommand("replay", "Replay a recording with new inputs");
   rpc->add_option("file", rp->file, "Recording file")->required();
   rpc->add_option("--input", rp->images, "Input image(s)")->required();

@@ -65,7 +65,8 @@ int run(const RunOpts& o) {
 }  // namespace
 
 void add_run_command(CLI::App& app, int* exit_code) {
-  auto* o = new RunOpts;
+  static RunOpts o_storage;  // lives as long as the app
+  auto* o = &o_storage;
   auto* cmd = app.add_subcommand("run", "Classify images on the modeled GPU through the full stack");
   cmd->add_option("--model", o->model, "Model name (squeezenet, mnist, mnist-onnx, bench/<graph>) or a .param/.onnx path")
       ->capture_default_str();

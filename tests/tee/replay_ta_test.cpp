@@ -300,12 +300,13 @@ TEST_F(ReplayTaTest, KilledClientMidReplayIsCleanedUp) {
     for (;;) c.classify(h, cat, 5, &top, nullptr);  // killed in here
   }
   // Wait until the child's recording is loaded and a run is under way, then kill it.
-  for (int i = 0; i < 500 && (ta->loaded() == 0 || ta->runs() == 0); ++i)
+  // Generous bounds: under the sanitizers one SqueezeNet run takes seconds.
+  for (int i = 0; i < 6000 && (ta->loaded() == 0 || ta->runs() == 0); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
-  for (int i = 0; i < 500 && ta->loaded() != 0; ++i)
+  for (int i = 0; i < 6000 && ta->loaded() != 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(ta->loaded(), 0u);
   EXPECT_TRUE(ta->pool_is_clean());
