@@ -131,6 +131,7 @@ bool RemoteSocPort::hello(std::string* error) {
 RemoteSocPort::~RemoteSocPort() {
   for (int fd : idle_) close(fd);
   if (control_fd_ >= 0) close(control_fd_);
+  if (ordered_fd_ >= 0) close(ordered_fd_);
   for (int fd : range_fds_)
     if (fd >= 0) close(fd);
   if (base_) munmap(base_, size_);
@@ -179,6 +180,12 @@ int RemoteSocPort::clone_connection() {
   return -1;
 }
 
+bool RemoteSocPort::use_posted_writes() {
+  std::lock_guard lock(ordered_mu_);
+  if (ordered_fd_ < 0) ordered_fd_ = clone_connection();
+  return ordered_fd_ >= 0;
+}
+
 int RemoteSocPort::acquire_connection() {
   {
     std::lock_guard lock(pool_mu_);
@@ -205,6 +212,16 @@ void RemoteSocPort::release_connection(int fd) {
 bool RemoteSocPort::call(const wire::Request& req, wire::Response* resp,
                          std::chrono::milliseconds timeout) {
   if (!alive_.load()) return false;
+  if (ordered_fd_ >= 0) {  // posted-write mode: one connection, in order
+    std::lock_guard lock(ordered_mu_);
+    const bool ok = wire::send_message(ordered_fd_, &req, sizeof req) &&
+                    wire::recv_message(ordered_fd_, resp, sizeof *resp, nullptr, 0, nullptr,
+                                       int(timeout.count())) == wire::RecvResult::Ok &&
+                    response_matches(*resp, wire::Op(req.op)) &&
+                    resp->status == uint32_t(wire::Status::Ok);
+    if (!ok) mark_dead();
+    return ok;
+  }
   const int fd = acquire_connection();
   if (fd < 0) return false;
   const bool ok = wire::send_message(fd, &req, sizeof req) &&
@@ -242,6 +259,12 @@ void RemoteSocPort::write32(RegBlock b, uint32_t offset, uint32_t value) {
   req.block = uint32_t(b);
   req.offset = offset;
   req.value = value;
+  if (ordered_fd_ >= 0) {
+    req.op = uint16_t(wire::Op::Write32Posted);
+    std::lock_guard lock(ordered_mu_);
+    if (alive_.load() && !wire::send_message(ordered_fd_, &req, sizeof req)) mark_dead();
+    return;
+  }
   wire::Response resp;
   // Acknowledged, so that a write is in effect before the caller's next access, even
   // when that one goes over another connection.

@@ -57,6 +57,12 @@ class RemoteSocPort final : public SocPort {
   bool restrict_to_carve_out();
   // Secure world: the carve-out alone with its own memfd; an empty window otherwise.
   MemoryWindow carve_out() const;
+  // For a single-threaded user (the TEE's replayer): every call goes over one connection,
+  // in order, and writes are posted (not answered), as MMIO writes are. A write is then in
+  // effect before this port's next access, but not necessarily before another port's.
+  // Saves one round trip per register write. Not for multi-threaded users (a driver).
+  bool use_posted_writes();
+
   // Connections open for calls (idle ones), not counting the first (HELLO/CLONE) one.
   size_t idle_connections() const;
 
@@ -71,6 +77,8 @@ class RemoteSocPort final : public SocPort {
   void mark_dead();
 
   int control_fd_ = -1;  // HELLO and CLONE only, so a CLONE never waits behind a wait_irq
+  int ordered_fd_ = -1;  // with posted writes: the one connection every call uses
+  std::mutex ordered_mu_;
   std::mutex control_mu_;
   mutable std::mutex pool_mu_;
   std::vector<int> idle_;

@@ -31,6 +31,7 @@ bool valid_request(const wire::Request& r, int num_irq_lines) {
       return r.block < uint32_t(wire::kNumBlocks) && r.value == 0 && r.line == 0 &&
              r.timeout_us == 0;
     case wire::Op::Write32:
+    case wire::Op::Write32Posted:
       return r.block < uint32_t(wire::kNumBlocks) && r.line == 0 && r.timeout_us == 0;
     case wire::Op::WaitIrq:
       return r.line < uint32_t(num_irq_lines) && r.timeout_us <= wire::kMaxWaitUs && r.block == 0 &&
@@ -119,6 +120,10 @@ void SocServer::serve(Connection& c) {
     if (wire::recv_message(c.fd, &req, sizeof req) != wire::RecvResult::Ok) break;
     if (!valid_request(req, num_irq_lines)) break;  // malformed: drop this client only
     const wire::Op op = wire::Op(req.op);
+    if (op == wire::Op::Write32Posted) {  // no answer
+      port.write32(RegBlock(req.block), req.offset, req.value);
+      continue;
+    }
     wire::Response resp = wire::make_response(op);
     int pass[wire::kMaxRanges];
     int npass = 0;
@@ -147,6 +152,7 @@ void SocServer::serve(Connection& c) {
         resp.value = port.read32(RegBlock(req.block), req.offset);
         break;
       case wire::Op::Write32:
+      case wire::Op::Write32Posted:  // answered above
         port.write32(RegBlock(req.block), req.offset, req.value);
         break;
       case wire::Op::WaitIrq:

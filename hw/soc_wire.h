@@ -33,6 +33,9 @@ enum class Op : uint16_t {
   Write32 = 3,  // block, offset, value -> (ack)
   WaitIrq = 4,  // line, timeout_us -> value = 1 if asserted
   Clone = 5,    // -> a new connection of the same world (+ its fd)
+  // block, offset, value -> no answer. Executed in order with the connection's other
+  // requests, so a later request on the same connection sees it (a posted MMIO write).
+  Write32Posted = 6,
 };
 
 enum class Status : uint32_t {

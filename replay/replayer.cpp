@@ -61,11 +61,12 @@ const char* ReplayError::format(char* buf, size_t size) const {
 
 bool Replayer::poll(Block b, uint32_t off, uint32_t mask, uint32_t value, uint32_t timeout_us) {
   const uint64_t deadline = p_.now_us() + timeout_us;
-  // Cache and MMU operations finish in microseconds: re-read without sleeping first (a
-  // sleep costs ~60 us of timer slack), then back off. Bounded: kSpinReads reads, then
-  // one read per sleep step until the deadline.
-  constexpr int kSpinReads = 64;
-  for (int i = 0; i < kSpinReads; ++i)
+  // Cache and MMU operations finish in microseconds: re-read without sleeping for up to
+  // kSpinUs (a sleep costs ~60 us of timer slack), then back off. Bounded by time, so a
+  // slow bus (a register read over a socket) spins only a few reads.
+  constexpr uint32_t kSpinUs = 50, kSpinReads = 64;
+  const uint64_t spin_end = p_.now_us() + kSpinUs;
+  for (uint32_t i = 0; i < kSpinReads && p_.now_us() < spin_end; ++i)
     if ((p_.read32(b, off) & mask) == value) return true;
   uint32_t sleep = 10;
   for (;;) {

@@ -23,9 +23,11 @@ void SocPlatform::write32(replay::Block b, uint32_t off, uint32_t v) {
 }
 
 bool SocPlatform::wait_irq(int line, uint32_t timeout_us) {
-  // Short jobs finish within tens of microseconds: look at the line a few times before
-  // blocking (a blocked thread takes ~50-100 us to be woken).
-  for (int i = 0; i < 32; ++i) {
+  // Short jobs finish within tens of microseconds: look at the line for up to 50 us
+  // before blocking (a blocked thread takes ~50-100 us to be woken). Bounded by time: on
+  // a remote bus each look is a round trip.
+  const auto spin_end = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+  for (int i = 0; i < 32 && std::chrono::steady_clock::now() < spin_end; ++i) {
     if (port_.wait_irq(line, std::chrono::microseconds(0))) return true;
     std::this_thread::yield();
   }

@@ -65,6 +65,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rplayer-tee: no trusted keys in %s\n", keys.c_str());
     return 1;
   }
+  // The TA drives the GPU from one thread at a time (the TEE core serializes it): writes
+  // can be posted, as MMIO writes are, instead of costing a round trip each.
+  if (!port->use_posted_writes()) {
+    std::fprintf(stderr, "rplayer-tee: secure bus: no ordered connection\n");
+    return 1;
+  }
   // The secure world's process maps the carve-out and its own memory, nothing else.
   if (!port->restrict_to_carve_out()) {
     std::fprintf(stderr, "rplayer-tee: the secure bus offers no carve-out\n");

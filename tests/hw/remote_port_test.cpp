@@ -203,6 +203,24 @@ TEST(RemoteSocPort, RegistersMatchTheInProcessPort) {
   EXPECT_TRUE(remote->alive());
 }
 
+// Posted writes (the TEE's mode): no answer per write, but in order with the port's own
+// later accesses, so a read after a burst of writes sees the last one.
+TEST(RemoteSocPort, PostedWritesTakeEffectInOrder) {
+  Served s("v3d-7.1");
+  auto remote = s.connect(World::Normal);  // the world the GPU's interrupts go to
+  ASSERT_TRUE(remote);
+  ASSERT_TRUE(power_on(*remote));
+  ASSERT_TRUE(remote->use_posted_writes());
+  for (uint32_t v = 1; v <= 2000; ++v) remote->write32(RegBlock::Hub, v3d::MMU_PT_PA_BASE, v);
+  EXPECT_EQ(remote->read32(RegBlock::Hub, v3d::MMU_PT_PA_BASE), 2000u);
+  EXPECT_EQ(s.soc.port(World::Normal).read32(RegBlock::Hub, v3d::MMU_PT_PA_BASE), 2000u);
+  // A write that raises an interrupt, then a wait on the same port: in order too.
+  remote->write32(RegBlock::Hub, v3d::INT_MSK_CLR, ~0u);
+  remote->write32(RegBlock::Hub, v3d::INT_SET, 1u << 1);
+  EXPECT_TRUE(remote->wait_irq(0, std::chrono::milliseconds(100)));
+  EXPECT_TRUE(remote->alive());
+}
+
 TEST(RemoteSocPort, MemoryIsSharedAndTheNormalWindowStopsAtTheCarveOut) {
   Served s;
   const auto cfg = test::test_config();
