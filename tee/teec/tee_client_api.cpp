@@ -264,6 +264,31 @@ void set_inproc_factory(InprocFactory factory) {
 
 using namespace rplayer::teec;
 
+namespace {
+// What OpenSession and InvokeCommand share: marshal the operation, make the call, copy
+// results back when the TA ran, report the origin. `call` does the transport call.
+template <class Call>
+TEEC_Result run_operation(ContextImpl* c, TEEC_Operation* operation, uint32_t* returnOrigin,
+                          Call call) {
+  try {
+    Plan p;
+    uint32_t origin;
+    TEEC_Result r = plan_operation(c, operation, &p, &origin);
+    if (r != TEEC_SUCCESS) {
+      set_origin(returnOrigin, origin);
+      return r;
+    }
+    if (operation) operation->started = 1;
+    CallStatus st = call(p.op);
+    if (st.origin == TEEC_ORIGIN_TRUSTED_APP) finish_operation(c, operation, &p);
+    set_origin(returnOrigin, st.origin);
+    return st.result;
+  } catch (const std::bad_alloc&) {
+    return TEEC_ERROR_OUT_OF_MEMORY;
+  }
+}
+}  // namespace
+
 extern "C" {
 
 TEEC_Result TEEC_InitializeContext(const char* name, TEEC_Context* context) {
@@ -374,27 +399,15 @@ TEEC_Result TEEC_OpenSession(TEEC_Context* context, TEEC_Session* session,
   ContextImpl* c = impl(context);
   if (!c || !session || !destination) return TEEC_ERROR_BAD_PARAMETERS;
   if (connectionMethod != TEEC_LOGIN_PUBLIC) return TEEC_ERROR_NOT_SUPPORTED;
-  try {
-    Plan p;
-    uint32_t origin;
-    TEEC_Result r = plan_operation(c, operation, &p, &origin);
-    if (r != TEEC_SUCCESS) {
-      set_origin(returnOrigin, origin);
-      return r;
-    }
-    if (operation) operation->started = 1;
+  return run_operation(c, operation, returnOrigin, [&](auto& op) {
     uint32_t sid = 0;
-    CallStatus st = c->transport->open_session(*destination, connectionMethod, p.op, &sid);
-    if (st.origin == TEEC_ORIGIN_TRUSTED_APP) finish_operation(c, operation, &p);
-    set_origin(returnOrigin, st.origin);
+    CallStatus st = c->transport->open_session(*destination, connectionMethod, op, &sid);
     if (st.ok()) {
       session->imp.ctx = context;
       session->imp.session_id = sid;
     }
-    return st.result;
-  } catch (const std::bad_alloc&) {
-    return TEEC_ERROR_OUT_OF_MEMORY;
-  }
+    return st;
+  });
 }
 
 void TEEC_CloseSession(TEEC_Session* session) {
@@ -410,22 +423,9 @@ TEEC_Result TEEC_InvokeCommand(TEEC_Session* session, uint32_t commandID,
   set_origin(returnOrigin, TEEC_ORIGIN_API);
   ContextImpl* c = session ? impl(session->imp.ctx) : nullptr;
   if (!c) return TEEC_ERROR_BAD_PARAMETERS;
-  try {
-    Plan p;
-    uint32_t origin;
-    TEEC_Result r = plan_operation(c, operation, &p, &origin);
-    if (r != TEEC_SUCCESS) {
-      set_origin(returnOrigin, origin);
-      return r;
-    }
-    if (operation) operation->started = 1;
-    CallStatus st = c->transport->invoke(session->imp.session_id, commandID, p.op);
-    if (st.origin == TEEC_ORIGIN_TRUSTED_APP) finish_operation(c, operation, &p);
-    set_origin(returnOrigin, st.origin);
-    return st.result;
-  } catch (const std::bad_alloc&) {
-    return TEEC_ERROR_OUT_OF_MEMORY;
-  }
+  return run_operation(c, operation, returnOrigin, [&](auto& op) {
+    return c->transport->invoke(session->imp.session_id, commandID, op);
+  });
 }
 
 void TEEC_RequestCancellation(TEEC_Operation* operation) { (void)operation; }
