@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
           {"polls_per_inference", double(io1.polls - io0.polls) / n},
           {"device_busy_ms_per_inference",
            double(gpu1.device_busy_ns - gpu0.device_busy_ns) / 1e6 / n},
+          {"maintenance_busy_ms_per_inference",
+           double(gpu1.maintenance_busy_ns - gpu0.maintenance_busy_ns) / 1e6 / n},
           {"modeled_device_ms_per_inference",
            double(gpu1.modeled_busy_ns - gpu0.modeled_busy_ns) / 1e6 / n},
           {"qpu_instructions_per_inference",

@@ -30,7 +30,10 @@ uint8_t* L2tCache::frame(uint64_t ppn, bool write) {
   } else {
     ++hits_;
   }
-  if (write) it->second.dirty = true;
+  if (write && !it->second.dirty) {
+    it->second.dirty = true;
+    ++dirty_;
+  }
   return it->second.data.get();
 }
 
@@ -39,6 +42,7 @@ void L2tCache::write_frame(uint64_t ppn, Frame& f) {
   dma_.on_dma(pa, PAGE_SIZE, true);
   std::memcpy(mem_.data() + pa, f.data.get(), PAGE_SIZE);
   f.dirty = false;
+  --dirty_;
   ++written_back_;
 }
 
@@ -62,6 +66,8 @@ uint32_t L2tCache::invalidate(uint64_t pa_lo, uint64_t pa_hi, bool write_back_di
       if (write_back_dirty && it->second.dirty) {
         write_frame(it->first, it->second);
         ++n;
+      } else if (it->second.dirty) {
+        --dirty_;  // CLEAR: dirty data discarded
       }
       free_.push_back(std::move(it->second.data));
       it = frames_.erase(it);
@@ -72,10 +78,5 @@ uint32_t L2tCache::invalidate(uint64_t pa_lo, uint64_t pa_hi, bool write_back_di
   return n;
 }
 
-uint32_t L2tCache::dirty_pages() const {
-  uint32_t n = 0;
-  for (const auto& [ppn, f] : frames_) n += f.dirty;
-  return n;
-}
 
 }  // namespace rplayer::hw

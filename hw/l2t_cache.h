@@ -28,7 +28,7 @@ class L2tCache {
   uint32_t write_back(uint64_t pa_lo, uint64_t pa_hi);
   // Drops pages with PA in [lo, hi], writing dirty ones back first if asked.
   uint32_t invalidate(uint64_t pa_lo, uint64_t pa_hi, bool write_back_dirty);
-  uint32_t dirty_pages() const;
+  uint32_t dirty_pages() const { return dirty_; }  // O(1): asked on every maintenance op
   size_t resident_pages() const { return frames_.size(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
@@ -46,6 +46,7 @@ class L2tCache {
   DmaSink& dma_;
   std::unordered_map<uint64_t, Frame> frames_;
   std::vector<std::unique_ptr<uint8_t[]>> free_;
+  uint32_t dirty_ = 0;
   uint64_t hits_ = 0, misses_ = 0, written_back_ = 0;
 };
 

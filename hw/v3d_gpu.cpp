@@ -302,6 +302,7 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
         mmuc_flushing_ = true;
         events_.schedule_after(latency(timing_.mmuc_flush_ns),
                                [this, e = epoch_] { finish_mmu_maintenance(e, false); });
+        account_maintenance();
       }
       sync_mmu_config();
       return true;
@@ -311,6 +312,7 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
         tlb_clearing_ = true;
         events_.schedule_after(latency(timing_.tlb_clear_ns),
                                [this, e = epoch_] { finish_mmu_maintenance(e, true); });
+        account_maintenance();
       }
       sync_mmu_config();
       return true;
@@ -361,6 +363,7 @@ void V3dGpu::finish_mmu_maintenance(uint64_t epoch, bool tlb) {
   bump_generation();
   std::lock_guard lk(reg_mu_);
   if (epoch == epoch_) (tlb ? tlb_clearing_ : mmuc_flushing_) = false;
+  account_maintenance();
 }
 
 // ---- core --------------------------------------------------------------------------
@@ -473,6 +476,7 @@ bool V3dGpu::write_core(uint32_t off, uint32_t v) {
           finish_l2t_op(e, false, flm, lo, hi);
         });
       }
+      account_maintenance();
       return true;
     }
     case CTL_L2TFLSTA: l2tflsta_ = v; return true;
@@ -525,10 +529,25 @@ void V3dGpu::finish_l2t_op(uint64_t epoch, bool tmuwcf, uint32_t flm, uint64_t l
   std::lock_guard lk(reg_mu_);
   if (epoch != epoch_) return;
   (tmuwcf ? tmuwcf_busy_ : l2tfls_busy_) = false;
+  account_maintenance();
   // A dispatch queued behind the maintenance starts now (the L2T stalled it).
   if (csd_current_ && !csd_current_->started_flag && !l2tfls_busy_ && !tmuwcf_busy_) {
     csd_current_->started_flag = true;
     csd_->start(csd_current_);
+  }
+}
+
+// Wall time with any cache or MMU maintenance operation in flight: the GPU is busy
+// then too (the driver polls for it), so it is part of the device time.
+void V3dGpu::account_maintenance() {
+  const bool busy = l2tfls_busy_ || tmuwcf_busy_ || mmuc_flushing_ || tlb_clearing_;
+  const auto now = std::chrono::steady_clock::now();
+  if (busy && !maintenance_since_) {
+    maintenance_since_ = now;
+  } else if (!busy && maintenance_since_) {
+    stats_.maintenance_busy_ns += uint64_t(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - *maintenance_since_).count());
+    maintenance_since_.reset();
   }
 }
 
@@ -823,6 +842,7 @@ void V3dGpu::reset_registers() {
   l2tflsta_ = 0;
   l2tflend_ = 0;
   l2tfls_busy_ = tmuwcf_busy_ = false;
+  account_maintenance();
   err_stat_ = 0;
   pctr_en_ = pctr_overflow_ = 0;
   std::fill(std::begin(pctr_src_), std::end(pctr_src_), 0);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <shared_mutex>
 
@@ -55,6 +56,7 @@ struct GpuStats {
   uint64_t qpu_cycles = 0;      // modeled, summed over QPUs
   uint64_t modeled_busy_ns = 0;  // qpu_cycles spread over all QPUs at the SKU clock
   uint64_t device_busy_ns = 0;  // wall time the CSD spent executing jobs
+  uint64_t maintenance_busy_ns = 0;  // wall time with a cache/MMU maintenance op in flight
   uint64_t tz_violations = 0;   // normal-world accesses refused while the GPU is secure
   uint64_t unknown_writes = 0;  // writes to unimplemented offsets
   uint64_t unpowered_accesses = 0;
@@ -122,6 +124,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   // between cancels them.
   bool stale(uint64_t epoch);
   void finish_mmu_maintenance(uint64_t epoch, bool tlb);  // TLB clear or MMUC flush
+  void account_maintenance();  // call with reg_mu_ held after a maintenance flag changes
   void finish_l2t_op(uint64_t epoch, bool tmuwcf, uint32_t flm, uint64_t lo, uint64_t hi);
   void finish_csd(const std::shared_ptr<CsdJob>& job);
   void full_reset();  // stops the CSD, drops TLB/caches, resets registers
@@ -172,6 +175,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   uint32_t vio_id_ = 0, vio_addr_ = 0;
   uint32_t misccfg_ = 0, l2cactl_ = 0, l2tcactl_flm_ = 0, l2tflsta_ = 0, l2tflend_ = 0;
   bool l2tfls_busy_ = false, tmuwcf_busy_ = false;
+  std::optional<std::chrono::steady_clock::time_point> maintenance_since_;
   uint32_t err_stat_ = 0;
   uint32_t pctr_en_ = 0, pctr_overflow_ = 0;
   uint32_t pctr_src_[8] = {};

@@ -194,6 +194,11 @@ ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
     return err;
   }
   st.pages = total + kPtPages + 1;
+  input_page_.assign(total, false);
+  for (const Binding& b : rec.bindings)  // verified: inside their region
+    if (b.is_input && b.bytes > 0)
+      for (uint32_t p = b.offset / kPage; p <= (b.offset + b.bytes - 1) / kPage; ++p)
+        input_page_[first_[b.region] + p] = true;
   if (rec.weights_omitted)
     for (uint32_t r = 0; r < rec.regions.size(); ++r)
       if (rec.regions[r].kind == RegionKind::Weights) {
@@ -234,6 +239,7 @@ void Replayer::unload() {
     p_.free_pages(&scratch_, 1);
   }
   pa_.clear(), pt_.clear(), first_.clear(), state_.clear(), initial_.clear(), writable_.clear();
+  input_page_.clear();
   have_scratch_ = false;
   rec_ = nullptr;
   sku_ = nullptr;
@@ -297,7 +303,8 @@ ReplayCode Replayer::execute(std::span<const TensorIn> inputs, ReplayStats* st, 
         ++st->irq_waits;
         if (!p_.wait_irq(a.line, a.timeout_us)) return ReplayCode::IrqTimeout;
         break;
-      case ActionOp::LoadMemory:
+      case ActionOp::LoadMemory: {
+        bool inputs_overwritten = false;
         for (uint32_t k = a.first; k < a.first + a.count; ++k) {
           const PageLoad& l = rec.loads[k];
           const uint32_t g = first_[l.region] + l.page;
@@ -311,10 +318,13 @@ ReplayCode Replayer::execute(std::span<const TensorIn> inputs, ReplayStats* st, 
           else
             std::memcpy(dst, rec.blobs[l.blob].data.data(), kPage);
           state_[g] = writable_[g] ? kDirty : l.blob;
+          inputs_overwritten |= input_page_[g];
           ++st->pages_loaded;
         }
-        write_inputs(inputs);  // the caller's inputs, not the recorded ones
+        // The caller's inputs, not the recorded ones, wherever this load overwrote them.
+        if (inputs_overwritten) write_inputs(inputs);
         break;
+      }
       case ActionOp::JobBoundary: {
         ++st->jobs;
         // Our own check after each job: the GPU must not have faulted.

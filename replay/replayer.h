@@ -119,6 +119,7 @@ class Replayer {
   std::vector<uint32_t> state_;     // per page: blob it holds, kZeroBlob, or kDirty/kCallerData
   std::vector<uint32_t> initial_;   // per page: what a fresh replay has there at the first job
   std::vector<bool> writable_;      // per page: GPU-writable (never trusted to be unchanged)
+  std::vector<bool> input_page_;    // per page: holds part of an input binding
   std::vector<uint64_t> pt_;        // the page table (contiguous)
   uint64_t scratch_ = 0;            // where faulting accesses are redirected
   bool have_scratch_ = false;

@@ -45,6 +45,7 @@ class GpuBackend final : public InferenceBackend {
         {"polls", io1.polls - io0.polls},
         {"irq_waits", io1.irq_waits - io0.irq_waits},
         {"device_busy_ms", double(gpu1.device_busy_ns - gpu0.device_busy_ns) / 1e6},
+        {"maintenance_busy_ms", double(gpu1.maintenance_busy_ns - gpu0.maintenance_busy_ns) / 1e6},
         {"modeled_device_ms", double(gpu1.modeled_busy_ns - gpu0.modeled_busy_ns) / 1e6},
         {"qpu_instructions", gpu1.qpu_instructions - gpu0.qpu_instructions},
     };

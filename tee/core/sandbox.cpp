@@ -134,6 +134,10 @@ bool enter_sandbox(const SandboxOptions& options, std::string* error) {
   if (int nr = resolve("clone3"); nr >= 0) {
     if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0)) < 0) return fail("clone3");
   }
+  // prctl only to set the calling thread's timer slack (precise sleeps in register polls).
+  if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                             SCMP_A0(SCMP_CMP_EQ, PR_SET_TIMERSLACK))) < 0)
+    return fail("prctl");
   // abort() signals its own process only.
   if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                              SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(::getpid())))) < 0)
