@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "nn/file_bytes.h"
+
 // The implementation is compiled here with internal linkage, so this library neither
 // needs Debian's libstb.so at run time nor clashes with it.
 #define STB_IMAGE_IMPLEMENTATION
@@ -60,8 +62,8 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, i
   if (uint64_t(w) * uint64_t(h) > kMaxImagePixels)
     throw ImageError(name + ": image too large: " + std::to_string(w) + "x" + std::to_string(h));
   const int want = channels ? channels : (stored <= 2 ? 1 : 3);
-  unsigned char* data = stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored,
-                                              want);
+  unsigned char* data =
+      stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored, want);
   if (!data) throw ImageError(name + ": cannot decode image: " + stbi_failure_reason());
   Image img;
   img.w = w;
@@ -73,9 +75,9 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, i
 }
 
 Image load_image(const std::string& path, int channels) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ImageError(path + ": cannot open: " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes;
+  std::string error;
+  if (!read_whole_file(path, &bytes, &error)) throw ImageError(path + ": " + error);
   return decode_image(bytes, path, channels);
 }
 

@@ -37,6 +37,8 @@ const char* ReplayError::message() const {
     case ReplayCode::PollTimeout: return "register poll timed out";
     case ReplayCode::IrqTimeout: return "interrupt did not arrive in time (lost or hung job)";
     case ReplayCode::MissingInput: return "input tensor missing or of the wrong size";
+    case ReplayCode::MissingWeights:
+      return "the recording omits its weights and none (or too many bytes) were supplied";
     case ReplayCode::MissingOutput: return "output tensor missing or of the wrong size";
     case ReplayCode::GpuFault: return "the GPU reported a fault";
     case ReplayCode::NotLoaded: return "no recording loaded";
@@ -141,7 +143,7 @@ ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
       if (r.kind == RegionKind::Weights) {
         const TensorIn* t = find_in(weights, r.label);
         if (!t || t->bytes > r.size) {
-          err.code = ReplayCode::MissingInput;
+          err.code = ReplayCode::MissingWeights;
           return err;
         }
       }

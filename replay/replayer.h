@@ -40,6 +40,7 @@ enum class ReplayCode : uint8_t {
   MissingOutput,
   GpuFault,        // the GPU reported an MMU or QPU fault during the replay
   NotLoaded,       // run() without a loaded recording
+  MissingWeights,  // the recording omits a Weights region's image and the caller gave none
 };
 
 struct ReplayError {

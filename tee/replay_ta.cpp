@@ -82,6 +82,7 @@ TEE_Result replay_result(const replay::ReplayError& e) {
                                                               : TEE_ERROR_SECURITY;
     case replay::ReplayCode::NoMemory: return TEE_ERROR_OUT_OF_MEMORY;
     case replay::ReplayCode::MissingInput:
+    case replay::ReplayCode::MissingWeights:
     case replay::ReplayCode::MissingOutput: return TEE_ERROR_BAD_PARAMETERS;
     case replay::ReplayCode::NotLoaded: return TEE_ERROR_BAD_STATE;
     default: return TEE_ERROR_GENERIC;  // GPU timeouts, faults, mismatched reads

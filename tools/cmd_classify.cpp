@@ -2,13 +2,15 @@
 // encoded, to the replay TA in the secure world, which decodes and normalizes them,
 // replays the signed recording on the GPU it claims from the normal world, and returns
 // only the top-k classes. Same output (and --json shape) as `rplayer run`.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
+#include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "tee/replay_client.h"
 #include "tools/commands.h"
@@ -34,14 +36,16 @@ struct ClassifyOpts {
 };
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot open");
-  return {std::istreambuf_iterator<char>(f), {}};
+  std::vector<uint8_t> bytes;
+  std::string error;
+  if (!nn::read_whole_file(path, &bytes, &error)) throw std::runtime_error(path + ": " + error);
+  return bytes;
 }
 
 int classify(const ClassifyOpts& o) {
   if (!o.tee) {
-    std::fprintf(stderr, "rplayer classify: only --tee is supported (use `rplayer run` otherwise)\n");
+    std::fprintf(stderr,
+                 "rplayer classify: only --tee is supported (use `rplayer run` otherwise)\n");
     return 2;
   }
   const auto t0 = Clock::now();
@@ -60,7 +64,9 @@ int classify(const ClassifyOpts& o) {
   // TEE checks the signature and verifies on its own.
   replay::Recording rec;
   std::string err;
-  if (!decode_recording_bytes(bytes, {}, o.trust.empty() ? (key_dir(o.keys) / "trusted").string() : o.trust, &rec, &err)) {
+  if (!decode_recording_bytes(bytes, {},
+                              o.trust.empty() ? (key_dir(o.keys) / "trusted").string() : o.trust,
+                              &rec, &err)) {
     std::fprintf(stderr, "rplayer classify: recording: %s\n", err.c_str());
     return 1;
   }
@@ -128,7 +134,8 @@ void add_worlds_command(CLI::App& app, int* exit_code) {
   auto* o = &o_storage;
   auto* cmd = app.add_subcommand("worlds", "Start or stop the SoC and TEE processes");
   cmd->require_subcommand(1);
-  auto* start = cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
+  auto* start =
+      cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
   start->add_option("--tee-dir", o->dir, "Run directory (default $XDG_RUNTIME_DIR/rplayer)");
   start->add_option("--sku", o->sku, "Modeled GPU")->capture_default_str();
   start->add_option("--keys", o->keys, "Key directory whose trusted/ keys the TEE gets");

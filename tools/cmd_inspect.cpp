@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/file_bytes.h"
 #include "tools/inspect.h"
 
 namespace rplayer::tools {
@@ -25,14 +26,10 @@ struct InspectArgs {
 };
 
 int inspect_main(const InspectArgs& a) {
-  std::ifstream f(a.file, std::ios::binary);
-  if (!f) {
-    std::fprintf(stderr, "rplayer inspect: cannot open '%s'\n", a.file.c_str());
-    return 1;
-  }
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
-  if (f.bad()) {
-    std::fprintf(stderr, "rplayer inspect: cannot read '%s'\n", a.file.c_str());
+  std::vector<uint8_t> bytes;
+  std::string read_error;
+  if (!nn::read_whole_file(a.file, &bytes, &read_error)) {
+    std::fprintf(stderr, "rplayer inspect: '%s': %s\n", a.file.c_str(), read_error.c_str());
     return 1;
   }
   record::TrustStore store;

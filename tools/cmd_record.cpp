@@ -204,7 +204,8 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   rc->add_option("-o,--output", ro->output, "Recording file")->required();
   rc->add_option("--keys", ro->req.keys, "Key directory (default $RPLAYER_KEYS or ./keys)");
   rc->add_option("--image", ro->req.image, "Image to record with (default: a fixed pattern)");
-  rc->add_flag("--omit-weights", ro->req.omit_weights, "Leave the weights out of the recording");
+  rc->add_flag("--omit-weights", ro->req.omit_weights, "Leave the weights out of the recording (for an embedding replayer that "
+               "supplies them to Replayer::load; rplayer replay and the TA do not)");
   rc->callback(wrap("record", [=] { return record_cmd(*ro); }));
 
   static std::string vf_file_storage;  // lives as long as the app

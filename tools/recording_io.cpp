@@ -10,14 +10,15 @@
 #include <thread>
 
 #include "hw/v3d_regs.h"
+#include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
-#include "nn/scores.h"
 #include "nn/preprocess.h"
+#include "nn/scores.h"
 #include "record/encoder.h"
 #include "record/keys.h"
 #include "record/recorder.h"
-#include "tools/gpu_stack.h"
 #include "replay/decoder.h"
+#include "tools/gpu_stack.h"
 
 namespace rplayer::tools {
 
@@ -37,9 +38,10 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
 
 bool load_recording(const std::string& path, const std::vector<std::string>& key_files,
                     const std::string& trust, replay::Recording* rec, std::string* error) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return *error = "cannot open the recording", false;
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
+  std::vector<uint8_t> bytes;
+  std::string read_error;
+  if (!nn::read_whole_file(path, &bytes, &read_error))
+    return *error = "cannot read the recording: " + read_error, false;
   return decode_recording_bytes(bytes, key_files, trust, rec, error);
 }
 
@@ -158,8 +160,8 @@ replay::Recording finish_recording(GpuStack& stack, const nn::Model& model) {
   std::string err;
   // The executor gives each graph input and output a buffer of its own, labelled with
   // the blob's name (nn/gpu/gpu_executor.h).
-  for (const auto& [blob, is_input] : {std::pair{model.info.input_blob, true},
-                                       std::pair{model.info.output_blob, false}}) {
+  for (const auto& [blob, is_input] :
+       {std::pair{model.info.input_blob, true}, std::pair{model.info.output_blob, false}}) {
     const nn::Shape& s = model.graph.blob_shape(blob);
     std::vector<uint32_t> shape;
     for (int d : s.outer_dims()) shape.push_back(uint32_t(d));

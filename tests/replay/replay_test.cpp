@@ -21,10 +21,13 @@ using namespace std::chrono_literals;
 constexpr uint32_t kN = 1024;  // floats
 
 // out[i] = in[i] * 2 + bias[i], three jobs (the second and third re-run on the output).
-Recording record_workload(const std::string& sku, const std::vector<float>& input) {
+Recording record_workload(const std::string& sku, const std::vector<float>& input,
+                          bool omit_weights = false) {
   hw::ModeledSoc soc(test::test_config(sku));
   driver::DirectHwIo io(soc.port(hw::World::Normal));
-  record::Recorder rec(io);
+  record::RecorderOptions opts;
+  opts.omit_weights = omit_weights;
+  record::Recorder rec(io, opts);
   std::string err;
   auto drv = driver::V3dDriver::probe(rec, {}, &err);
   EXPECT_TRUE(drv) << err;
@@ -90,10 +93,17 @@ Recording record_workload(const std::string& sku, const std::vector<float>& inpu
   return r;
 }
 
-std::vector<float> expected(const std::vector<float>& in) {
+std::vector<float> recorded_bias() {
+  std::vector<float> v(kN);
+  for (uint32_t i = 0; i < kN; ++i) v[i] = float(i % 7) - 3.f;
+  return v;
+}
+
+std::vector<float> expected(const std::vector<float>& in,
+                            const std::vector<float>& bias = recorded_bias()) {
   std::vector<float> v(kN);
   for (uint32_t i = 0; i < kN; ++i) {
-    const float b = float(i % 7) - 3.f;
+    const float b = bias[i];
     float x = in[i] * 2.f + b;
     x = x * 2.f + b;
     v[i] = x * 2.f + b;
@@ -196,6 +206,30 @@ TEST_P(ReplayTest, SessionRunsEqualFreshReplays) {
   TensorIn ti{"in", out.data(), kN * 4};
   TensorOut to{"out", out.data(), kN * 4};
   EXPECT_EQ(session.run({&ti, 1}, {&to, 1}, nullptr).code, ReplayCode::NotLoaded);
+}
+
+// A recording without the weights' images: the caller supplies them at load, and the
+// replay computes with the caller's weights; without them the load is refused.
+TEST_P(ReplayTest, OmittedWeightsComeFromTheCaller) {
+  const Recording r = record_workload(GetParam(), ramp(0.5f), /*omit_weights=*/true);
+  ASSERT_TRUE(r.weights_omitted);
+  ReplaySoc target(GetParam(), true);
+  Replayer session(*target.platform);
+  EXPECT_EQ(session.load(r, &r.sku, {}, nullptr).code, ReplayCode::MissingWeights);
+  for (const std::vector<float>& bias : {recorded_bias(), ramp(0.25f)}) {
+    const TensorIn weights{"bias", bias.data(), kN * 4};
+    ASSERT_TRUE(session.load(r, &r.sku, {&weights, 1}, nullptr).ok());
+    const std::vector<float> in = ramp(-1.25f);
+    std::vector<float> out(kN, -1.f);
+    TensorIn ti{"in", in.data(), kN * 4};
+    TensorOut to{"out", out.data(), kN * 4};
+    const ReplayError e = session.run({&ti, 1}, {&to, 1}, nullptr);
+    char buf[200];
+    ASSERT_TRUE(e.ok()) << e.format(buf, sizeof buf);
+    EXPECT_EQ(out, expected(in, bias));
+  }
+  session.unload();
+  EXPECT_TRUE(target.platform->pool_is_clean());
 }
 
 TEST(Replay, SessionSurvivesAFailedRunAndAWorldSwitch) {
