@@ -471,6 +471,11 @@ void V3dDriver::run_job(const Job& job) {
     const uint32_t status = io_.read(RegBlock::Core0, CSD_STATUS, ReadUse::Informational);
     if (!(status & CSD_STATUS_HAVE_CURRENT) &&
         get_field(status, 11, 4) == ((csd_completed_ + 1) & 0xff)) {
+      // The interrupt may be late rather than lost: acknowledge its CSDDONE now, so that
+      // it cannot finish the next job. core_irq_mu_ lets a handler that already read the
+      // status act first; the next submission then clears its csd_done_.
+      std::lock_guard ck(core_irq_mu_);
+      io_.write(RegBlock::Core0, INT_CLR, sku_->core_int_csd_done);
       std::lock_guard lk(job_mu_);
       ++stats_.lost_interrupts;
       break;
@@ -576,6 +581,7 @@ void V3dDriver::irq_loop(int line) {
 
 void V3dDriver::handle_core_irq() {
   // v3d_irq(): read the status, acknowledge it, then act.
+  std::lock_guard ck(core_irq_mu_);
   const uint32_t sts = io_.read(RegBlock::Core0, INT_STS);
   if (!sts) return;
   io_.write(RegBlock::Core0, INT_CLR, sts);

@@ -169,12 +169,13 @@ class V3dDriver {
   std::vector<JobFault> faults_;
   DriverStats stats_;
   std::mutex hub_irq_mu_;  // one hub interrupt handler at a time (IRQ or scheduler thread)
+  std::mutex core_irq_mu_;  // a core handler's read-ack-act vs the lost-interrupt path
 
   // GPU ownership. suspending_ (job_mu_) stops dispatch from the start of a suspend to
   // the end of the resume. gpu_away_ (written with gate_mu_ exclusive, by the mailbox
   // thread only) means the GPU's registers are not ours: interrupt handlers and MMU
   // flushes hold gate_mu_ shared and skip the hardware while it is set. Lock order:
-  // gate_mu_ -> hub_irq_mu_ / mmu_mu_ -> job_mu_.
+  // gate_mu_ -> hub_irq_mu_ / core_irq_mu_ / mmu_mu_ -> job_mu_.
   std::shared_mutex gate_mu_;
   bool gpu_away_ = false;
   bool suspending_ = false;

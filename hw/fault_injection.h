@@ -8,6 +8,8 @@ namespace rplayer::hw {
 
 struct FaultInjection {
   std::atomic<int> drop_interrupts{0};     // next N interrupt events never reach INT_STS
+  std::atomic<int> late_interrupts{0};     // next N interrupt events set INT_STS at once but
+  std::atomic<uint32_t> late_interrupt_us{0};  // raise the line only this much later
   std::atomic<int> hang_dispatches{0};     // next N CSD dispatches never complete
   std::atomic<int> corrupt_dma_reads{0};   // next N DRAM page reads by the GPU get bit 4 of
                                            // byte 0x40 flipped

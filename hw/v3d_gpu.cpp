@@ -244,10 +244,20 @@ void V3dGpu::raise_hub(uint32_t bits) {
 void V3dGpu::raise_core(uint32_t bits) {
   if (FaultInjection::take(faults_.drop_interrupts)) return;
   core_int_.sts |= bits;
+  if (FaultInjection::take(faults_.late_interrupts)) {
+    // The status is visible to a poll now; the line follows later (a slow interrupt path).
+    line_holdoff_until_ = std::chrono::steady_clock::now() +
+                          std::chrono::microseconds(faults_.late_interrupt_us.load());
+    events_.schedule(line_holdoff_until_, [this, e = epoch_] {
+      std::lock_guard lk(reg_mu_);
+      if (e == epoch_) update_irq_lines();
+    });
+  }
   update_irq_lines();
 }
 
 void V3dGpu::update_irq_lines() {
+  if (std::chrono::steady_clock::now() < line_holdoff_until_) return;  // a late interrupt
   const bool hub = hub_int_.sts & ~hub_int_.msk;
   const bool core = core_int_.sts & ~core_int_.msk;
   if (sku_.num_irq_lines >= 2) {

@@ -176,6 +176,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   uint32_t misccfg_ = 0, l2cactl_ = 0, l2tcactl_flm_ = 0, l2tflsta_ = 0, l2tflend_ = 0;
   bool l2tfls_busy_ = false, tmuwcf_busy_ = false;
   std::optional<std::chrono::steady_clock::time_point> maintenance_since_;
+  std::chrono::steady_clock::time_point line_holdoff_until_{};  // FaultInjection::late_interrupts
   uint32_t err_stat_ = 0;
   uint32_t pctr_en_ = 0, pctr_overflow_ = 0;
   uint32_t pctr_src_[8] = {};

@@ -230,6 +230,36 @@ TEST_P(DriverTest, LostInterruptDoesNotResetAHealthyGpu) {
   EXPECT_EQ(drv->stats().resets, 0u);
 }
 
+// An interrupt that is late, not lost: its job is finished by the lost-interrupt path,
+// and when the line finally rises it must not finish the next job (here one that hangs:
+// it has to end as a hang, not as a success).
+TEST_P(DriverTest, LateInterruptDoesNotFinishTheNextJob) {
+  drv.reset();
+  opts.job_timeout = 40ms;
+  opts.max_timeout_rearms = 2;
+  std::string err;
+  drv = V3dDriver::probe(io, opts, &err);
+  ASSERT_TRUE(drv) << err;
+  Bo out = bo(4096, BoUsage::Output);
+  Bo sh = shader("unif r0\nmov r1, #5\nst [r0], r1\nend\n");
+  Bo un = uniforms({out.va});
+  soc.faults().late_interrupt_us = 60'000;  // rises ~20 ms after the first job's timeout
+  soc.faults().late_interrupts = 1;
+  SubmitCsd first = job(sh, un, 1, 16, {out.handle});
+  ASSERT_EQ(drv->submit_csd(first), 0);
+  ASSERT_EQ(drv->wait_seqno(first.seqno, 5s), 0);
+  EXPECT_EQ(drv->stats().lost_interrupts, 1u);
+  soc.faults().hang_dispatches = 1;
+  SubmitCsd second = job(sh, un, 1, 16, {out.handle});
+  ASSERT_EQ(drv->submit_csd(second), 0);
+  EXPECT_EQ(drv->wait_seqno(second.seqno, 5s), -ETIMEDOUT) << "finished by a stale CSDDONE";
+  EXPECT_EQ(drv->stats().hangs, 1u);
+  soc.faults().hang_dispatches = 0;
+  SubmitCsd third = job(sh, un, 1, 16, {out.handle});
+  ASSERT_EQ(drv->submit_csd(third), 0);
+  EXPECT_EQ(drv->wait_seqno(third.seqno, 5s), 0);
+}
+
 TEST_P(DriverTest, FreedBufferIsUnmappedFromTheGpu) {
   Bo victim = bo(4096, BoUsage::Scratch);
   const uint32_t va = victim.va;
