@@ -46,10 +46,21 @@ struct Shared {
   replay::PublicKey pub{};
   std::vector<uint8_t> squeezenet, squeezenet_42, mnist;
 };
+// The key directory (it holds a secret key) goes when the test process exits.
+struct RemoveAtExit {
+  fs::path dir;
+  ~RemoveAtExit() {
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+};
+RemoveAtExit keys_dir_cleanup;
+
 Shared* shared() {
   static Shared* s = [] {
     auto* s = new Shared;
     s->keys = fs::temp_directory_path() / ("rplayer-ta-test-" + std::to_string(getpid()));
+    keys_dir_cleanup.dir = s->keys;
     fs::create_directories(s->keys / "trusted");
     const record::KeyPair kp = record::generate_keypair();
     record::save_secret_key(s->keys / "signing.key", kp);
@@ -321,6 +332,7 @@ TEST_F(ReplayTaTest, KilledClientMidReplayIsCleanedUp) {
   other.close();
   server.stop();
   serving.join();
+  fs::remove(path);
 }
 
 }  // namespace
