@@ -21,7 +21,10 @@ using namespace std::chrono_literals;
 class DriverTest : public ::testing::TestWithParam<std::string> {
  protected:
   DriverTest() : soc(test::test_config(GetParam())), io(soc.port(hw::World::Normal)) {}
-  void SetUp() override {
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(reprobe()); }
+  // A new driver instance with the current `opts` (tests shorten the hang timer).
+  void reprobe() {
+    drv.reset();
     std::string err;
     drv = V3dDriver::probe(io, opts, &err);
     ASSERT_TRUE(drv) << err;
@@ -177,11 +180,8 @@ TEST_P(DriverTest, MmuFaultIsReportedWithItsAddress) {
 }
 
 TEST_P(DriverTest, HangIsDetectedResetAndRecovered) {
-  drv.reset();
   opts.job_timeout = 50ms;
-  std::string err;
-  drv = V3dDriver::probe(io, opts, &err);
-  ASSERT_TRUE(drv) << err;
+  ASSERT_NO_FATAL_FAILURE(reprobe());
   Bo out = bo(4096, BoUsage::Output);
   Bo sh = shader("unif r0\nmov r1, #7\nst [r0], r1\nend\n");
   Bo un = uniforms({out.va});
@@ -213,11 +213,8 @@ TEST_P(DriverTest, IllegalInstructionFailsTheJobOnly) {
 }
 
 TEST_P(DriverTest, LostInterruptDoesNotResetAHealthyGpu) {
-  drv.reset();
   opts.job_timeout = 30ms;
-  std::string err;
-  drv = V3dDriver::probe(io, opts, &err);
-  ASSERT_TRUE(drv) << err;
+  ASSERT_NO_FATAL_FAILURE(reprobe());
   Bo out = bo(4096, BoUsage::Output);
   Bo sh = shader("unif r0\nmov r1, #5\nst [r0], r1\nend\n");
   Bo un = uniforms({out.va});
@@ -234,12 +231,9 @@ TEST_P(DriverTest, LostInterruptDoesNotResetAHealthyGpu) {
 // and when the line finally rises it must not finish the next job (here one that hangs:
 // it has to end as a hang, not as a success).
 TEST_P(DriverTest, LateInterruptDoesNotFinishTheNextJob) {
-  drv.reset();
   opts.job_timeout = 40ms;
   opts.max_timeout_rearms = 2;
-  std::string err;
-  drv = V3dDriver::probe(io, opts, &err);
-  ASSERT_TRUE(drv) << err;
+  ASSERT_NO_FATAL_FAILURE(reprobe());
   Bo out = bo(4096, BoUsage::Output);
   Bo sh = shader("unif r0\nmov r1, #5\nst [r0], r1\nend\n");
   Bo un = uniforms({out.va});
