@@ -70,6 +70,7 @@ nlohmann::json summarize(std::vector<Sample> v) {
           {"replay_ms", m.rs.replay_us / 1e3},
           {"switch_out_ms", m.rs.switch_out_us / 1e3},
           {"resume_ms", m.rs.resume_us / 1e3},
+          {"deferred_ms", m.rs.deferred_us / 1e3},
           {"tee_total_ms", m.rs.total_us / 1e3},
           {"forced_claims", forced}};
 }
@@ -180,13 +181,22 @@ int main(int argc, char** argv) {
       c.close();
       tee::register_inproc_core(nullptr);
     }
-    // The worlds as processes: idle normal world, then a busy one.
-    for (const bool busy : {false, true}) {
+    // The worlds as processes: idle normal world, then a busy one with the default fair
+    // share, then a busy one with the secure world strictly first.
+    struct Case {
+      const char* key;
+      bool busy;
+      double normal_share;
+    };
+    for (const Case& cs : {Case{"tee_process", false, 0.5}, Case{"tee_process_busy", true, 0.5},
+                           Case{"tee_process_busy_strict", true, 0.0}}) {
+      const bool busy = cs.busy;
       tools::TeeWorldsOptions wo;
-      wo.dir = (keys / (busy ? "run-busy" : "run-idle")).string();
+      wo.dir = (keys / (std::string("run-") + cs.key)).string();
       wo.keys = keys.string();
       wo.bin_dir = RPLAYER_BIN_DIR;
       wo.resume_wait_ms = busy ? 2000 : 0;
+      wo.normal_share = cs.normal_share;
       std::string err;
       const auto t0 = Clock::now();
       auto worlds = tools::TeeWorlds::start_or_connect(wo, &err);
@@ -225,7 +235,8 @@ int main(int argc, char** argv) {
       if (busy) s["normal_inferences_per_s_meanwhile"] = (normal_done - normal0) / secs;
       stop = true;
       if (normal.joinable()) normal.join();
-      r[busy ? "tee_process_busy" : "tee_process"] = s;
+      s["normal_share"] = cs.normal_share;
+      r[cs.key] = s;
     }
     fs::remove_all(keys);
   } catch (const std::exception& e) {
@@ -236,7 +247,7 @@ int main(int argc, char** argv) {
   } else {
     std::printf("native %.1f ms | replay %.1f ms | ", r.value("native_ms", 0.0),
                 r.value("replay_ms", 0.0));
-    for (const char* k : {"tee_inproc", "tee_process", "tee_process_busy"})
+    for (const char* k : {"tee_inproc", "tee_process", "tee_process_busy", "tee_process_busy_strict"})
       if (r.contains(k))
         std::printf(
             "%s %.1f ms (quiesce %.2f, switch in %.2f, replay %.1f, switch out %.2f, resume %.2f) "

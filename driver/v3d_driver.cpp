@@ -376,16 +376,24 @@ int V3dDriver::submit_csd(SubmitCsd& args) {
     return fail(-EINVAL, "submit_csd: CFG4 (" + std::to_string(args.cfg[4]) +
                              ") is not the batch count minus one (" +
                              std::to_string(batches) + " batches)");
-  std::lock_guard lk(job_mu_);
-  Job job{args, next_seqno_++};
-  args.seqno = job.seqno;
+  bool tell_demand = false;
   {
-    std::lock_guard bk(bo_mu_);
-    for (uint32_t h : args.bo_handles) bos_[h]->last_seqno = job.seqno;
+    std::lock_guard lk(job_mu_);
+    Job job{args, next_seqno_++};
+    args.seqno = job.seqno;
+    {
+      std::lock_guard bk(bo_mu_);
+      for (uint32_t h : args.bo_handles) bos_[h]->last_seqno = job.seqno;
+    }
+    queue_.push_back(std::move(job));
+    ++stats_.jobs_submitted;
+    job_cv_.notify_all();
+    // Work waits for the secure world: say so once per hand-off, so that it can leave us
+    // our share of the GPU before it claims it again (MBOX_DEMAND, docs/hw.md).
+    tell_demand = suspending_ && !demand_told_;  // suspensions come from the mailbox
+    if (tell_demand) demand_told_ = true;
   }
-  queue_.push_back(std::move(job));
-  ++stats_.jobs_submitted;
-  job_cv_.notify_all();
+  if (tell_demand) io_.write(RegBlock::Mbox, MBOX_DEMAND, 1);
   return 0;
 }
 
@@ -684,6 +692,13 @@ bool V3dDriver::handle_mailbox() {
     suspend();
   }
   if (!resume()) return false;
+  bool told;
+  {
+    std::lock_guard lk(job_mu_);
+    told = demand_told_;
+    demand_told_ = false;
+  }
+  if (told) io_.write(RegBlock::Mbox, MBOX_DEMAND, 0);
   io_.write(RegBlock::Mbox, MBOX_ACK, 0);
   return true;
 }

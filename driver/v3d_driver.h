@@ -179,6 +179,7 @@ class V3dDriver {
   std::shared_mutex gate_mu_;
   bool gpu_away_ = false;
   bool suspending_ = false;
+  bool demand_told_ = false;  // (job_mu_) MBOX_DEMAND = 1 written during this suspension
   std::chrono::steady_clock::time_point suspend_start_;
   std::atomic<bool> claim_seen_{false};  // a claim is being or was handled, not yet resumed
 

@@ -148,6 +148,7 @@ uint32_t V3dGpu::read(World w, RegBlock b, uint32_t off) {
           if (off == MBOX_CLAIM) v = mbox_claim_;
           else if (off == MBOX_ACK) v = mbox_ack_;
           else if (off == MBOX_EVENT) v = mbox_event_;
+          else if (off == MBOX_DEMAND) v = mbox_demand_;
           else known = false;
           break;
       }
@@ -795,6 +796,8 @@ bool V3dGpu::write_mbox(World w, uint32_t off, uint32_t v) {
     mbox_ack_ = v & 1;
   } else if (off == MBOX_EVENT && !secure) {
     mbox_event_ &= ~v;
+  } else if (off == MBOX_DEMAND && !secure) {
+    mbox_demand_ = v & 1;
   } else {
     return false;
   }

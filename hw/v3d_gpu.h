@@ -164,7 +164,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   bool world_switching_ = false;
   // Ownership mailbox: not GPU state, so neither reset nor world switch clears it.
   // ACK starts at 1: no normal-world driver holds the GPU until one probes and says so.
-  uint32_t mbox_claim_ = 0, mbox_ack_ = 1, mbox_event_ = 0;
+  uint32_t mbox_claim_ = 0, mbox_ack_ = 1, mbox_event_ = 0, mbox_demand_ = 0;
   uint32_t axicfg_ = 0, uifcfg_ = 0;
   IntGroup hub_int_, core_int_;
   uint32_t mmuc_control_ = 0;

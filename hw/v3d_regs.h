@@ -191,6 +191,7 @@ inline constexpr uint32_t TZPC_VIOLATIONS = 0x0008;  // normal-world GPU accesse
 inline constexpr uint32_t MBOX_CLAIM = 0x0000;  // secure RW: 1 GPU requested, 0 released
 inline constexpr uint32_t MBOX_ACK = 0x0004;    // normal RW: 1 suspended (GPU free), 0 resumed
 inline constexpr uint32_t MBOX_EVENT = 0x0008;  // W1C by the normal world
+inline constexpr uint32_t MBOX_DEMAND = 0x000c;  // normal RW: 1 GPU work waited while suspended
 inline constexpr uint32_t MBOX_EVENT_CLAIM_CHANGED = bit(0);  // set on every CLAIM change
 
 }  // namespace rplayer::v3d

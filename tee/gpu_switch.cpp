@@ -45,8 +45,19 @@ const char* switch_code_name(SwitchCode c) {
   return "?";
 }
 
-GpuWorldSwitch::GpuWorldSwitch(hw::SocPort& port, uint32_t switch_timeout_us)
-    : port_(port), switch_timeout_us_(switch_timeout_us) {}
+GpuWorldSwitch::GpuWorldSwitch(hw::SocPort& port, uint32_t switch_timeout_us, FairShare share)
+    : port_(port), switch_timeout_us_(switch_timeout_us), share_(share) {
+  share_.normal_share = std::clamp(share_.normal_share, 0.0, 0.95);
+}
+
+uint32_t GpuWorldSwitch::owed_to_normal_world_us() const {
+  if (!normal_demand_ || share_.normal_share <= 0) return 0;
+  const double owed = std::min(double(last_hold_us_) * share_.normal_share /
+                                   (1.0 - share_.normal_share),
+                               double(share_.max_defer_us));
+  const double since = double(us_since(released_at_));
+  return owed > since ? uint32_t(owed - since) : 0;
+}
 
 bool GpuWorldSwitch::wait_world(bool secure) {
   const uint32_t want = secure ? TZPC_STATUS_SECURE : 0;
@@ -71,6 +82,10 @@ ClaimResult GpuWorldSwitch::claim(uint32_t timeout_us) {
     r.code = SwitchCode::BadState;
     return r;
   }
+  // Bounded by max_defer_us; an untrusted normal world that always reports demand can
+  // slow the secure world by that much per claim and no more.
+  r.deferred_us = owed_to_normal_world_us();
+  if (r.deferred_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(r.deferred_us));
   const auto t0 = Clock::now();
   claimed_ = true;  // from here on the caller must release(), whatever happens
   // A driver we released the GPU to may not have said it resumed yet: its ACK = 1 is
@@ -91,6 +106,7 @@ ClaimResult GpuWorldSwitch::claim(uint32_t timeout_us) {
   if (!wait_world(true)) r.code = SwitchCode::SwitchTimedOut;
   r.switch_us = us_since(t1);
   r.total_us = us_since(t0);
+  claimed_at_ = Clock::now();
   return r;
 }
 
@@ -115,6 +131,10 @@ ReleaseResult GpuWorldSwitch::release(uint32_t timeout_us) {
   }
   r.switch_us = us_since(t0);
   claimed_ = false;
+  last_hold_us_ = us_since(claimed_at_);
+  released_at_ = Clock::now();
+  // Read before CLAIM = 0: the driver clears it when it resumes.
+  normal_demand_ = driver_present_ && (port_.read32(hw::RegBlock::Mbox, MBOX_DEMAND) & 1);
 
   const bool acked = driver_present_ && (port_.read32(hw::RegBlock::Mbox, MBOX_ACK) & 1);
   const auto t1 = Clock::now();

@@ -94,7 +94,7 @@ TEE_Result replay_result(const replay::ReplayError& e) {
 ReplayTa::ReplayTa(ReplayTaConfig cfg)
     : cfg_(std::move(cfg)),
       platform_(std::make_unique<SocPlatform>(*cfg_.port, cfg_.pool_pa, cfg_.pool_bytes)),
-      switch_(*cfg_.port) {}
+      switch_(*cfg_.port, 200000, cfg_.share) {}
 
 ReplayTa::~ReplayTa() {
   loaded_.clear();  // each Replayer scrubs and frees its pages
@@ -247,6 +247,7 @@ TEE_Result ReplayTa::run(Session* s, uint32_t types, TEE_Param* p) {
   if (cfg_.switch_worlds) {
     const ClaimResult c = switch_.claim(cfg_.claim_timeout_us);
     st.quiesce_us = c.quiesce_us, st.switch_in_us = c.switch_us, st.forced = c.forced;
+    st.deferred_us = c.deferred_us;
     if (!c.ok()) {
       switch_.release(0);
       explicit_bzero(input.data(), input.size() * 4);

@@ -57,6 +57,7 @@ struct RunStats {
   uint32_t pages_loaded = 0;
   uint32_t pages_skipped = 0;
   uint32_t pages_scrubbed = 0;
+  uint32_t deferred_us = 0;  // the claim waited: the normal world's share of the GPU
 };
 
 }  // namespace rplayer::tee

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   std::string dir, keys;
   uint32_t top_k_only = 0, claim_timeout_ms = 2000, resume_wait_ms = 0;
   bool no_sandbox = false;
+  double normal_share = rplayer::tee::FairShare{}.normal_share;
   app.add_option("--secure-bus-fd", bus_fd, "inherited socket to the SoC's secure port")->required();
   app.add_option("--dir", dir, "run directory: DIR/tee.sock is the SMC channel")->required();
   app.add_option("--keys", keys, "trusted public keys: a .pub file or a directory of them")
@@ -36,6 +37,11 @@ int main(int argc, char** argv) {
                  "how long the normal world may take to release the GPU");
   app.add_option("--resume-wait-ms", resume_wait_ms,
                  "wait for the normal-world driver to resume after each run (to measure it)");
+  app.add_option("--normal-share", normal_share,
+                 "the normal world's share of the GPU when both worlds want it (0: the "
+                 "secure world always first)")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
   app.add_flag("--no-sandbox", no_sandbox, "do not enter the seccomp filter (debugging)");
   CLI11_PARSE(app, argc, argv);
 #ifdef RPLAYER_SANITIZED
@@ -83,6 +89,7 @@ int main(int argc, char** argv) {
   cfg.max_top_k = top_k_only;
   cfg.claim_timeout_us = claim_timeout_ms * 1000;
   cfg.resume_wait_us = resume_wait_ms * 1000;
+  cfg.share.normal_share = normal_share;
   auto ta = std::make_shared<tee::ReplayTa>(cfg);
   if (ta->create() != TEE_SUCCESS) {  // identify the GPU now, before the normal world runs
     std::fprintf(stderr, "rplayer-tee: cannot identify the GPU\n");

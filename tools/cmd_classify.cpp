@@ -33,6 +33,7 @@ struct ClassifyOpts {
   bool json = false;
   int top = 5;
   unsigned top_k_only = 0;
+  double normal_share = tools::TeeWorldsOptions{}.normal_share;
 };
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
@@ -80,6 +81,7 @@ int classify(const ClassifyOpts& o) {
 
   TeeWorldsOptions wo;
   wo.dir = o.dir, wo.sku = rec.sku_name, wo.keys = o.keys, wo.top_k_only = o.top_k_only;
+  wo.normal_share = o.normal_share;
   std::unique_ptr<TeeWorlds> worlds = TeeWorlds::start_or_connect(wo, &err);
   if (!worlds) {
     std::fprintf(stderr, "rplayer classify: %s\n", err.c_str());
@@ -140,6 +142,10 @@ void add_worlds_command(CLI::App& app, int* exit_code) {
   start->add_option("--sku", o->sku, "Modeled GPU")->capture_default_str();
   start->add_option("--keys", o->keys, "Key directory whose trusted/ keys the TEE gets");
   start->add_option("--top-k-only", o->top_k_only, "The TA returns at most K classes");
+  start->add_option("--normal-share", o->normal_share,
+                    "The normal world's share of the GPU when both worlds want it")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
   start->add_option("--resume-wait-ms", o->resume_wait_ms,
                     "The TA waits for the normal driver to resume after each run (to measure it)");
   start->callback([o, exit_code] {
@@ -188,6 +194,10 @@ void add_classify_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--top", o->top, "How many classes to print")->capture_default_str();
   cmd->add_option("--top-k-only", o->top_k_only,
                   "When starting the TEE: it returns at most K classes, never the scores");
+  cmd->add_option("--normal-share", o->normal_share,
+                  "When starting the TEE: the normal world's share of the GPU when both want it")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object per image, one per line");
   cmd->add_option("images", o->images, "Image files")->required();
   cmd->callback([o, exit_code] {

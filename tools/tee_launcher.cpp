@@ -92,7 +92,9 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
                                    "--tee-arg=--dir", "--tee-arg=" + w->dir_,
                                    "--tee-arg=--keys", "--tee-arg=" + fs::absolute(keys).string(),
                                    "--tee-arg=--claim-timeout-ms",
-                                   "--tee-arg=" + std::to_string(o.claim_timeout_ms)};
+                                   "--tee-arg=" + std::to_string(o.claim_timeout_ms),
+                                   "--tee-arg=--normal-share",
+                                   "--tee-arg=" + std::to_string(o.normal_share)};
   if (o.top_k_only)
     args.insert(args.end(), {"--tee-arg=--top-k-only", "--tee-arg=" + std::to_string(o.top_k_only)});
   if (o.resume_wait_ms)

@@ -16,6 +16,7 @@ struct TeeWorldsOptions {
   unsigned top_k_only = 0;
   unsigned claim_timeout_ms = 2000;
   unsigned resume_wait_ms = 0;
+  double normal_share = 0.5;  // the TEE's FairShare (tee/gpu_switch.h)
   int startup_timeout_ms = 20000;
   std::string bin_dir;  // where rplayer-soc and rplayer-tee are; empty: next to this program
 };

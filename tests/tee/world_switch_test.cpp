@@ -245,6 +245,53 @@ TEST_P(WorldSwitchTest, CooperativeHandOffWhileNormalJobsRun) {
               kCycles);
 }
 
+// Both worlds want the GPU: work the normal world submitted while the secure world held
+// it (MBOX_DEMAND) makes the next claim wait for the normal world's share; an idle normal
+// world is owed nothing, and share 0 gives the secure world strict priority.
+TEST_P(WorldSwitchTest, FairShareLeavesTheNormalWorldItsShare) {
+  probe(io);
+  const Bo sh = shader();
+  const CopyJob j = copy_job("fair");
+  auto hold = [&](uint32_t seed, bool submit_meanwhile, uint64_t* seq) {
+    const ClaimResult c = gsw.claim(2'000'000);
+    EXPECT_TRUE(c.ok());
+    if (submit_meanwhile) {
+      *seq = submit(j, sh, seed);
+      EXPECT_TRUE(wait_until([&] { return mbox(v3d::MBOX_DEMAND) == 1; }, 2s));
+    }
+    std::this_thread::sleep_for(40ms);
+    const ReleaseResult r = gsw.release(2'000'000);
+    EXPECT_TRUE(r.ok() && r.resumed);
+    EXPECT_EQ(mbox(v3d::MBOX_DEMAND), 0u) << "the driver clears it when it resumes";
+    return c;
+  };
+  uint64_t seq = 0;
+  hold(1, false, &seq);
+  EXPECT_EQ(hold(2, true, &seq).deferred_us, 0u) << "the normal world was idle before";
+  // The normal world waited during the last hold: the next claim leaves it about as long
+  // (share 0.5) and its queued job runs meanwhile.
+  const ClaimResult c = gsw.claim(2'000'000);
+  ASSERT_TRUE(c.ok());
+  EXPECT_GE(c.deferred_us, 5'000u);
+  EXPECT_LE(c.deferred_us, FairShare{}.max_defer_us);
+  EXPECT_EQ(drv->wait_seqno(seq, 1ms), 0) << "ran in the normal world's window";
+  EXPECT_TRUE(correct(j, 2));
+  std::this_thread::sleep_for(40ms);
+  ASSERT_TRUE(gsw.release(2'000'000).ok());
+
+  GpuWorldSwitch strict(sec, 200000, FairShare{0.0, 250000});
+  ASSERT_TRUE(strict.claim(2'000'000).ok());
+  seq = submit(j, sh, 3);
+  ASSERT_TRUE(wait_until([&] { return mbox(v3d::MBOX_DEMAND) == 1; }, 2s));
+  ASSERT_TRUE(strict.release(2'000'000).ok());
+  const ClaimResult first = strict.claim(2'000'000);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first.deferred_us, 0u) << "share 0: the secure world goes first";
+  ASSERT_TRUE(strict.release(2'000'000).ok());
+  EXPECT_EQ(drv->wait_seqno(seq, 5s), 0);
+  EXPECT_TRUE(correct(j, 3));
+}
+
 TEST_P(WorldSwitchTest, ForcedClaimWithoutADriverStillSwitches) {
   // No driver holds the GPU (MBOX_ACK reads 1 from reset): the claim need not wait.
   const ClaimResult c0 = gsw.claim(2'000'000);
