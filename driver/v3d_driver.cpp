@@ -724,9 +724,17 @@ void V3dDriver::suspend() {
     gpu_away_ = true;
   }
   io_.on_lock_released();
-  std::lock_guard lk(job_mu_);
-  ++stats_.suspends;
-  if (taken) ++stats_.forced_takeovers;
+  bool tell_demand;
+  {
+    std::lock_guard lk(job_mu_);
+    ++stats_.suspends;
+    if (taken) ++stats_.forced_takeovers;
+    // Jobs left in the queue wait for the secure world: say so (before our ACK), as a
+    // submission during the suspension does.
+    tell_demand = !queue_.empty() && !demand_told_;
+    if (tell_demand) demand_told_ = true;
+  }
+  if (tell_demand) io_.write(RegBlock::Mbox, MBOX_DEMAND, 1);
 }
 
 bool V3dDriver::gpu_is_back() {
