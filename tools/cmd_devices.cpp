@@ -35,8 +35,9 @@ void add_devices_command(CLI::App& app, int* exit_code) {
             {"shared_bytes", s.shared_bytes},
             {"clock_mhz", s.clock_mhz},
             {"irq_lines", s.num_irq_lines},
-            {"blocks", s.has_sms ? nlohmann::json{"hub", "core0", "sms", "tzpc"}
-                                 : nlohmann::json{"hub", "core0", "bridge", "tzpc"}},
+            {"mbox_irq_line", s.mbox_irq_line()},  // the SoC's ownership mailbox, after the GPU's
+            {"blocks", s.has_sms ? nlohmann::json{"hub", "core0", "sms", "tzpc", "mbox"}
+                                 : nlohmann::json{"hub", "core0", "bridge", "tzpc", "mbox"}},
             {"ident",
              {{"HUB_IDENT0", hex(s.hub_ident0)},
               {"HUB_IDENT1", hex(s.hub_ident1)},
