@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "driver/counting_hw_io.h"
 #include "driver/v3d_driver.h"
 #include "hw/isa/assembler.h"
 #include "hw/soc.h"
@@ -308,6 +309,27 @@ TEST(DriverProbe, PowerUpTimeoutIsAnError) {
   std::string err;
   EXPECT_EQ(V3dDriver::probe(io, o, &err), nullptr);
   EXPECT_NE(err.find("power-up timed out"), std::string::npos) << err;
+}
+
+// The count is what a recording holds: GPU registers and lines, not the SoC's mailbox.
+TEST(CountingHwIo, CountsGpuAccessesButNotTheMailbox) {
+  hw::ModeledSoc soc(test::test_config("v3d-7.1"));
+  DirectHwIo direct(soc.port(hw::World::Normal));
+  CountingHwIo io(direct);
+  io.read(RegBlock::Mbox, v3d::MBOX_ACK, ReadUse::Control);
+  io.write(RegBlock::Mbox, v3d::MBOX_ACK, 1);
+  io.poll(RegBlock::Mbox, v3d::MBOX_ACK, 1, 1, Micros(1000), nullptr);
+  soc.port(hw::World::Secure).write32(RegBlock::Mbox, v3d::MBOX_CLAIM, 1);  // raises its line
+  const int mbox_line = soc.sku().mbox_irq_line();
+  EXPECT_TRUE(io.wait_irq(mbox_line, Micros(100000)));
+  EXPECT_EQ(io.counts().total(), 0u);
+  io.read(RegBlock::Hub, v3d::HUB_IDENT1, ReadUse::Control);
+  io.write(RegBlock::Hub, v3d::HUB_AXICFG, 0);
+  io.poll(RegBlock::Hub, v3d::HUB_IDENT1, ~0u, soc.sku().hub_ident1, Micros(1000), nullptr);
+  const HwIoCounts c = io.counts();
+  EXPECT_EQ(c.reads, 1u);
+  EXPECT_EQ(c.writes, 1u);
+  EXPECT_EQ(c.polls, 1u);
 }
 
 }  // namespace
