@@ -20,6 +20,32 @@ const char* type_name(Type t) {
   return "?";
 }
 
+bool first_operands_commute(isa::Op op) {
+  using isa::Op;
+  switch (op) {
+    case Op::Add:
+    case Op::Mul:
+    case Op::And:
+    case Op::Or:
+    case Op::Xor:
+    case Op::Min:
+    case Op::Max:
+    case Op::Minu:
+    case Op::Maxu:
+    case Op::Ieq:
+    case Op::Ine:
+    case Op::Fadd:
+    case Op::Fmul:
+    case Op::Feq:
+    case Op::Fne:
+    case Op::Ffma:  // a * b + c
+    case Op::Mad:
+      return true;
+    default:
+      return false;
+  }
+}
+
 const char* inst_kind_name(InstKind k) {
   switch (k) {
     case InstKind::Nop:

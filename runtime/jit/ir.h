@@ -23,6 +23,10 @@ namespace rplayer::runtime::jit {
 enum class Type : uint8_t { I32, U32, F32, Bool };
 const char* type_name(Type t);
 
+// The first two operands may be swapped without changing the result (add, mul, ffma's
+// and mad's factors, ...): passes and lowering move immediates to the second one.
+bool first_operands_commute(isa::Op op);
+
 inline constexpr uint32_t kNoVReg = 0xffffffffu;
 inline constexpr uint8_t kWhole = 0xff;  // operand or destination covers all 4 components
 

@@ -39,31 +39,6 @@ namespace {
 
 constexpr int kSkipMinInstrs = 6;  // shorter masked bodies are cheaper to run than to skip
 
-bool commutative(Op op) {
-  switch (op) {
-    case Op::Add:
-    case Op::Mul:
-    case Op::And:
-    case Op::Or:
-    case Op::Xor:
-    case Op::Min:
-    case Op::Max:
-    case Op::Minu:
-    case Op::Maxu:
-    case Op::Ieq:
-    case Op::Ine:
-    case Op::Fadd:
-    case Op::Fmul:
-    case Op::Feq:
-    case Op::Fne:
-    case Op::Ffma:
-    case Op::Mad:
-      return true;
-    default:
-      return false;
-  }
-}
-
 class Lowerer {
  public:
   Lowerer(const Kernel& k, const CompileOptions& o) : k_(k), o_(o) {
@@ -249,7 +224,7 @@ class Lowerer {
     const isa::OpInfo* info = isa::op_info(uint8_t(in.op));
     if (!info) fail("internal: undefined opcode in IR");
     Operand a = in.a, b = in.b;
-    if (a.is_imm() && b.is_reg() && commutative(in.op)) std::swap(a, b);
+    if (a.is_imm() && b.is_reg() && first_operands_commute(in.op)) std::swap(a, b);
     MInst m;
     m.op = in.op;
     m.rd = dst(in);

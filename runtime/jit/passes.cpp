@@ -63,29 +63,6 @@ Structure analyze(const std::vector<Inst>& insts) {
 
 bool is_int_type(Type t) { return t == Type::I32 || t == Type::U32; }
 
-bool commutative(Op op) {
-  switch (op) {
-    case Op::Add:
-    case Op::Mul:
-    case Op::And:
-    case Op::Or:
-    case Op::Xor:
-    case Op::Min:
-    case Op::Max:
-    case Op::Minu:
-    case Op::Maxu:
-    case Op::Ieq:
-    case Op::Ine:
-    case Op::Fadd:
-    case Op::Fmul:
-    case Op::Feq:
-    case Op::Fne:
-      return true;
-    default:
-      return false;
-  }
-}
-
 int64_t trip_count(Type t, uint32_t a, uint32_t b, uint32_t step) {
   if (t == Type::U32) {
     if (step == 0 || a >= b) return 0;
@@ -229,7 +206,7 @@ class Folder {
       in.b.v = 0u - in.b.v;
       changed_ = true;
     }
-    if (commutative(in.op) && in.a.is_imm() && in.b.is_reg()) {
+    if (first_operands_commute(in.op) && in.a.is_imm() && in.b.is_reg()) {
       std::swap(in.a, in.b);
       changed_ = true;
     }
