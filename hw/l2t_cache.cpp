@@ -78,5 +78,4 @@ uint32_t L2tCache::invalidate(uint64_t pa_lo, uint64_t pa_hi, bool write_back_di
   return n;
 }
 
-
 }  // namespace rplayer::hw
