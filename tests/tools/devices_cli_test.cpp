@@ -33,12 +33,15 @@ TEST(DevicesCli, ListsEverySkuWithItsIdentAndLines) {
   for (size_t i = 0; i < out.size(); ++i) {
     const hw::Sku& s = hw::all_skus()[i];
     const nlohmann::json& d = out[i];
+    for (const char* key : {"name", "ident", "irq_lines", "mbox_irq_line", "qpus", "blocks"})
+      ASSERT_TRUE(d.contains(key)) << key;
     EXPECT_EQ(d["name"], std::string(s.name));
     EXPECT_EQ(std::stoul(d["ident"]["HUB_IDENT1"].get<std::string>(), nullptr, 16), s.hub_ident1);
     EXPECT_EQ(std::stoul(d["ident"]["CTL_IDENT1"].get<std::string>(), nullptr, 16), s.core_ident1);
     EXPECT_EQ(d["irq_lines"], s.num_irq_lines);
     EXPECT_EQ(d["mbox_irq_line"], s.num_irq_lines) << "the mailbox line follows the GPU's";
     EXPECT_EQ(d["qpus"], s.num_qpus());
+    EXPECT_EQ(d["blocks"].back(), "mbox");
   }
 }
 
