@@ -236,15 +236,12 @@ bool V3dGpu::write_int(IntGroup& g, uint32_t off, uint32_t v) {
   return true;
 }
 
-void V3dGpu::raise_hub(uint32_t bits) {
-  if (FaultInjection::take(faults_.drop_interrupts)) return;
-  hub_int_.sts |= bits;
-  update_irq_lines();
-}
+void V3dGpu::raise_hub(uint32_t bits) { raise(hub_int_, bits); }
+void V3dGpu::raise_core(uint32_t bits) { raise(core_int_, bits); }
 
-void V3dGpu::raise_core(uint32_t bits) {
+void V3dGpu::raise(IntGroup& g, uint32_t bits) {
   if (FaultInjection::take(faults_.drop_interrupts)) return;
-  core_int_.sts |= bits;
+  g.sts |= bits;
   if (FaultInjection::take(faults_.late_interrupts)) {
     // The status is visible to a poll now; the line follows later (a slow interrupt path).
     line_holdoff_until_ = std::chrono::steady_clock::now() +
@@ -258,7 +255,10 @@ void V3dGpu::raise_core(uint32_t bits) {
 }
 
 void V3dGpu::update_irq_lines() {
-  if (std::chrono::steady_clock::now() < line_holdoff_until_) return;  // a late interrupt
+  // A late interrupt (fault injection) holds the lines until its time.
+  if (line_holdoff_until_ != std::chrono::steady_clock::time_point{} &&
+      std::chrono::steady_clock::now() < line_holdoff_until_)
+    return;
   const bool hub = hub_int_.sts & ~hub_int_.msk;
   const bool core = core_int_.sts & ~core_int_.msk;
   if (sku_.num_irq_lines >= 2) {

@@ -111,6 +111,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
 
   void raise_hub(uint32_t bits);
   void raise_core(uint32_t bits);
+  void raise(IntGroup& g, uint32_t bits);  // both: STS, fault injection, the lines
   void update_irq_lines();
   void sync_mmu_config();  // reg_mu_ held: copy MMU registers into mem-side config
   void submit_csd();

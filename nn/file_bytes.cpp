@@ -40,4 +40,11 @@ bool read_whole_file(const std::string& path, std::vector<uint8_t>* out, std::st
   return true;
 }
 
+std::vector<uint8_t> read_whole_file(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  std::string error;
+  if (!read_whole_file(path, &bytes, &error)) throw std::runtime_error(path + ": " + error);
+  return bytes;
+}
+
 }  // namespace rplayer::nn

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -11,5 +12,7 @@ namespace rplayer::nn {
 // directory", "read error: ...") in *error. Sized from fstat and read with read(2):
 // ~20x faster than istreambuf_iterator on the 45-55 MB weight files and recordings.
 bool read_whole_file(const std::string& path, std::vector<uint8_t>* out, std::string* error);
+// The same, throwing std::runtime_error("PATH: reason").
+std::vector<uint8_t> read_whole_file(const std::string& path);
 
 }  // namespace rplayer::nn

@@ -62,8 +62,8 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name, i
   if (uint64_t(w) * uint64_t(h) > kMaxImagePixels)
     throw ImageError(name + ": image too large: " + std::to_string(w) + "x" + std::to_string(h));
   const int want = channels ? channels : (stored <= 2 ? 1 : 3);
-  unsigned char* data =
-      stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored, want);
+  unsigned char* data = stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &stored,
+                                              want);
   if (!data) throw ImageError(name + ": cannot decode image: " + stbi_failure_reason());
   Image img;
   img.w = w;

@@ -134,9 +134,8 @@ class ParamParser {
     if (!parse_int(t[2], &nin) || !parse_int(t[3], &nout) || nin < 0 || nout < 0)
       fail_layer(type, name, "bad input/output counts '" + t[2] + " " + t[3] + "'");
     if (t.size() < size_t(4 + nin + nout))
-      fail_layer(type, name,
-                 "declares " + std::to_string(nin) + " inputs and " + std::to_string(nout) +
-                     " outputs but names fewer blobs");
+      fail_layer(type, name, "declares " + std::to_string(nin) + " inputs and " +
+                                 std::to_string(nout) + " outputs but names fewer blobs");
     std::vector<std::string> ins(t.begin() + 4, t.begin() + 4 + nin);
     std::vector<std::string> outs(t.begin() + 4 + nin, t.begin() + 4 + nin + nout);
     for (const std::string& b : ins) blobs->insert(b);
@@ -186,9 +185,8 @@ class ParamParser {
     if (!parse_int(items[0], &count) || count < 0)
       fail_layer(type, name, field + ": bad array length '" + items[0] + "'");
     if (int(items.size()) - 1 != count)
-      fail_layer(type, name,
-                 field + ": array declares " + std::to_string(count) + " values, has " +
-                     std::to_string(items.size() - 1));
+      fail_layer(type, name, field + ": array declares " + std::to_string(count) +
+                                 " values, has " + std::to_string(items.size() - 1));
     bool any_float = false;
     for (size_t i = 1; i < items.size(); i++) any_float |= looks_float(items[i]);
     std::vector<int> ints;
@@ -206,10 +204,8 @@ class ParamParser {
         ints.push_back(v);
       }
     }
-    if (any_float)
-      params->set_floats(id, std::move(floats));
-    else
-      params->set_ints(id, std::move(ints));
+    if (any_float) params->set_floats(id, std::move(floats));
+    else params->set_ints(id, std::move(ints));
   }
 
   std::string source_;
@@ -264,9 +260,9 @@ class BinReader {
 
   void take(const Layer& l, const WeightSpec& spec, const char* what, void* out, size_t n) {
     if (remaining() < n)
-      fail(l, spec,
-           std::string("truncated: needs ") + std::to_string(n) + " bytes of " + what +
-               " at offset " + std::to_string(pos_) + ", " + std::to_string(remaining()) + " left");
+      fail(l, spec, std::string("truncated: needs ") + std::to_string(n) + " bytes of " + what +
+                        " at offset " + std::to_string(pos_) + ", " +
+                        std::to_string(remaining()) + " left");
     std::memcpy(out, bin_.data() + pos_, n);
     pos_ += n;
   }
@@ -296,8 +292,9 @@ Graph parse_ncnn_param(std::string_view text, const std::string& source) {
 
 Graph load_ncnn_param(const std::string& param_path) {
   const std::vector<uint8_t> bytes = read_file_bytes(param_path);
-  return parse_ncnn_param(
-      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), param_path);
+  return parse_ncnn_param(std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                           bytes.size()),
+                          param_path);
 }
 
 void parse_ncnn_bin(Graph& graph, const std::vector<uint8_t>& bin, const std::string& source) {

@@ -52,8 +52,8 @@ GpuWorldSwitch::GpuWorldSwitch(hw::SocPort& port, uint32_t switch_timeout_us, Fa
 
 uint32_t GpuWorldSwitch::owed_to_normal_world_us() const {
   if (!normal_demand_ || share_.normal_share <= 0) return 0;
-  const double owed = std::min(double(last_hold_us_) * share_.normal_share /
-                                   (1.0 - share_.normal_share),
+  const auto hold = std::chrono::duration_cast<std::chrono::microseconds>(released_at_ - claimed_at_);
+  const double owed = std::min(double(hold.count()) * share_.normal_share / (1.0 - share_.normal_share),
                                double(share_.max_defer_us));
   const double since = double(us_since(released_at_));
   return owed > since ? uint32_t(owed - since) : 0;
@@ -131,7 +131,6 @@ ReleaseResult GpuWorldSwitch::release(uint32_t timeout_us) {
   }
   r.switch_us = us_since(t0);
   claimed_ = false;
-  last_hold_us_ = us_since(claimed_at_);
   released_at_ = Clock::now();
   // Read before CLAIM = 0: the driver clears it when it resumes.
   normal_demand_ = driver_present_ && (port_.read32(hw::RegBlock::Mbox, MBOX_DEMAND) & 1);

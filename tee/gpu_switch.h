@@ -81,8 +81,7 @@ class GpuWorldSwitch {
   hw::SocPort& port_;
   uint32_t switch_timeout_us_;
   FairShare share_;
-  std::chrono::steady_clock::time_point claimed_at_{}, released_at_{};
-  uint32_t last_hold_us_ = 0;
+  std::chrono::steady_clock::time_point claimed_at_{}, released_at_{};  // the last hold
   bool normal_demand_ = false;  // MBOX_DEMAND read at the last release
   bool claimed_ = false;
   bool driver_present_ = false;  // a normal-world driver held the GPU when we claimed it

@@ -2,13 +2,12 @@
 // encoded, to the replay TA in the secure world, which decodes and normalizes them,
 // replays the signed recording on the GPU it claims from the normal world, and returns
 // only the top-k classes. Same output (and --json shape) as `rplayer run`.
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
@@ -36,24 +35,16 @@ struct ClassifyOpts {
   double normal_share = tools::TeeWorldsOptions{}.normal_share;
 };
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::vector<uint8_t> bytes;
-  std::string error;
-  if (!nn::read_whole_file(path, &bytes, &error)) throw std::runtime_error(path + ": " + error);
-  return bytes;
-}
-
 int classify(const ClassifyOpts& o) {
   if (!o.tee) {
-    std::fprintf(stderr,
-                 "rplayer classify: only --tee is supported (use `rplayer run` otherwise)\n");
+    std::fprintf(stderr, "rplayer classify: only --tee is supported (use `rplayer run` otherwise)\n");
     return 2;
   }
   const auto t0 = Clock::now();
   // The recording: a file, or recorded now on the full stack (normal world) and signed.
   std::vector<uint8_t> bytes;
   if (!o.recording.empty()) {
-    bytes = read_bytes(o.recording);
+    bytes = nn::read_whole_file(o.recording);
   } else {
     RecordRequest req;
     req.model = o.model, req.sku = o.sku, req.keys = o.keys, req.progress = isatty(2);
@@ -65,9 +56,7 @@ int classify(const ClassifyOpts& o) {
   // TEE checks the signature and verifies on its own.
   replay::Recording rec;
   std::string err;
-  if (!decode_recording_bytes(bytes, {},
-                              o.trust.empty() ? (key_dir(o.keys) / "trusted").string() : o.trust,
-                              &rec, &err)) {
+  if (!decode_recording_bytes(bytes, {}, o.trust.empty() ? (key_dir(o.keys) / "trusted").string() : o.trust, &rec, &err)) {
     std::fprintf(stderr, "rplayer classify: recording: %s\n", err.c_str());
     return 1;
   }
@@ -77,7 +66,7 @@ int classify(const ClassifyOpts& o) {
       info.labels_path.empty() ? std::vector<std::string>{} : nn::load_labels(info.labels_path);
   // Every image must be readable before anything is classified: no partial output.
   std::vector<std::vector<uint8_t>> images;
-  for (const std::string& path : o.images) images.push_back(read_bytes(path));
+  for (const std::string& path : o.images) images.push_back(nn::read_whole_file(path));
 
   TeeWorldsOptions wo;
   wo.dir = o.dir, wo.sku = rec.sku_name, wo.keys = o.keys, wo.top_k_only = o.top_k_only;
@@ -136,8 +125,7 @@ void add_worlds_command(CLI::App& app, int* exit_code) {
   auto* o = &o_storage;
   auto* cmd = app.add_subcommand("worlds", "Start or stop the SoC and TEE processes");
   cmd->require_subcommand(1);
-  auto* start =
-      cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
+  auto* start = cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
   start->add_option("--tee-dir", o->dir, "Run directory (default $XDG_RUNTIME_DIR/rplayer)");
   start->add_option("--sku", o->sku, "Modeled GPU")->capture_default_str();
   start->add_option("--keys", o->keys, "Key directory whose trusted/ keys the TEE gets");

@@ -12,13 +12,13 @@
 #include "hw/v3d_regs.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
-#include "nn/preprocess.h"
 #include "nn/scores.h"
+#include "nn/preprocess.h"
 #include "record/encoder.h"
 #include "record/keys.h"
 #include "record/recorder.h"
-#include "replay/decoder.h"
 #include "tools/gpu_stack.h"
+#include "replay/decoder.h"
 
 namespace rplayer::tools {
 
@@ -160,8 +160,8 @@ replay::Recording finish_recording(GpuStack& stack, const nn::Model& model) {
   std::string err;
   // The executor gives each graph input and output a buffer of its own, labelled with
   // the blob's name (nn/gpu/gpu_executor.h).
-  for (const auto& [blob, is_input] :
-       {std::pair{model.info.input_blob, true}, std::pair{model.info.output_blob, false}}) {
+  for (const auto& [blob, is_input] : {std::pair{model.info.input_blob, true},
+                                       std::pair{model.info.output_blob, false}}) {
     const nn::Shape& s = model.graph.blob_shape(blob);
     std::vector<uint32_t> shape;
     for (int d : s.outer_dims()) shape.push_back(uint32_t(d));
