@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
       stack.recorder().start();
       stack.infer(make_input(model, 99));
       replay::Recording rec = tools::finish_recording(stack, model);
-      rec.metadata = {{"model", name}};
+      rec.metadata.insert(rec.metadata.begin(), {"model", name});
       const std::vector<uint8_t> bytes = record::encode_recording(rec, key);
       const double record_ms = ms(Clock::now() - t2);
 

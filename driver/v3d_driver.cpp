@@ -122,10 +122,8 @@ bool V3dDriver::init_hw_state() {
   io_.write(RegBlock::Core0, CTL_L2TFLSTA, 0);
   io_.write(RegBlock::Core0, CTL_L2TFLEND, ~0u);
   // v3d_irq_enable(): mask everything, then unmask what the driver handles.
-  const uint32_t core_bits = sku_->core_int_csd_done | sku_->core_int_gmpv |
-                             (0xfffu << sku_->core_int_qpu_shift);
-  const uint32_t hub_bits =
-      HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | sku_->hub_int_gmpv;
+  const uint32_t core_bits = sku_->core_int_csd_done | sku_->core_fault_bits();
+  const uint32_t hub_bits = sku_->hub_fault_bits();
   io_.write(RegBlock::Core0, INT_MSK_SET, ~core_bits);
   io_.write(RegBlock::Core0, INT_MSK_CLR, core_bits);
   io_.write(RegBlock::Hub, INT_MSK_SET, ~hub_bits);
@@ -595,8 +593,8 @@ void V3dDriver::handle_core_irq() {
   io_.write(RegBlock::Core0, INT_CLR, sts);
   std::lock_guard lk(job_mu_);
   if (sts & sku_->core_int_csd_done) csd_done_ = true;
-  const uint32_t qpu_bits = 0xfffu << sku_->core_int_qpu_shift;
-  if (sts & (qpu_bits | sku_->core_int_gmpv)) {
+  const uint32_t qpu_bits = sku_->core_qpu_fault_bits();
+  if (sts & sku_->core_fault_bits()) {
     csd_error_ = true;
     JobFault f;
     f.seqno = started_seqno_;
@@ -616,9 +614,7 @@ void V3dDriver::handle_hub_irq_locked() {
   const uint32_t sts = io_.read(RegBlock::Hub, INT_STS);
   if (!sts) return;
   io_.write(RegBlock::Hub, INT_CLR, sts);
-  const uint32_t mmu_bits =
-      HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | sku_->hub_int_gmpv;
-  if (!(sts & mmu_bits)) return;
+  if (!(sts & sku_->hub_fault_bits())) return;
   // v3d_hub_irq(): report the faulting address, then clear the MMU error bits by
   // writing MMU_CTL back to itself. Aborted accesses let the job finish.
   JobFault f;

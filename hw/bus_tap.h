@@ -15,12 +15,13 @@ struct BusEvent {
     RegWrite,
     DmaRead,   // GPU reads DRAM (cache fill, page-table walk)
     DmaWrite,  // GPU writes DRAM (cache write-back)
+    JobStart,  // the CSD starts a dispatch; value: 1 if the MMU translates, 0 if bypassed
   };
   Kind kind;
   World world;       // issuing world for register accesses; GPU's world for DMA
   RegBlock block;    // register accesses only
   uint32_t offset;   // register offset
-  uint32_t value;    // register value read or written
+  uint32_t value;    // register value read or written (JobStart: MMU enabled)
   uint64_t pa;       // DMA physical address
   uint32_t bytes;    // DMA length
   bool dropped;      // access refused (TrustZone, powered off, unknown register)

@@ -8,6 +8,8 @@
 #include <span>
 #include <string_view>
 
+#include "hw/v3d_regs.h"
+
 namespace rplayer::hw {
 
 struct Sku {
@@ -48,6 +50,14 @@ struct Sku {
   // SoC has num_irq_lines + 1 lines.
   int mbox_irq_line() const { return num_irq_lines; }
   uint32_t version() const { return tver * 10u + rev; }
+  // Interrupt bits, as the driver and the replayer use them. Fault bits report an MMU,
+  // bus (GMP) or QPU fault; a recording may never clear them (the verifier's INT_CLR rule).
+  uint32_t core_qpu_fault_bits() const { return 0xfffu << core_int_qpu_shift; }
+  uint32_t core_fault_bits() const { return core_qpu_fault_bits() | core_int_gmpv; }
+  uint32_t hub_mmu_fault_bits() const {
+    return v3d::HUB_INT_MMU_PTI | v3d::HUB_INT_MMU_WRV | v3d::HUB_INT_MMU_CAP;
+  }
+  uint32_t hub_fault_bits() const { return hub_mmu_fault_bits() | hub_int_gmpv; }
 };
 
 std::span<const Sku> all_skus();

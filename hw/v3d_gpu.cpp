@@ -542,10 +542,8 @@ void V3dGpu::finish_l2t_op(uint64_t epoch, bool tmuwcf, uint32_t flm, uint64_t l
   (tmuwcf ? tmuwcf_busy_ : l2tfls_busy_) = false;
   account_maintenance();
   // A dispatch queued behind the maintenance starts now (the L2T stalled it).
-  if (csd_current_ && !csd_current_->started_flag && !l2tfls_busy_ && !tmuwcf_busy_) {
-    csd_current_->started_flag = true;
-    csd_->start(csd_current_);
-  }
+  if (csd_current_ && !csd_current_->started_flag && !l2tfls_busy_ && !tmuwcf_busy_)
+    start_job(csd_current_);
 }
 
 // Wall time with any cache or MMU maintenance operation in flight: the GPU is busy
@@ -592,15 +590,20 @@ void V3dGpu::submit_csd() {
 
   if (!csd_current_) {
     csd_current_ = job;
-    if (!l2tfls_busy_ && !tmuwcf_busy_) {
-      job->started_flag = true;
-      csd_->start(job);
-    }
+    if (!l2tfls_busy_ && !tmuwcf_busy_) start_job(job);
   } else if (!csd_queued_) {
     csd_queued_ = job;
   } else {
     err_stat_ |= ERR_CSD_QUEUE_OVERFLOW;
   }
+}
+
+void V3dGpu::start_job(const std::shared_ptr<CsdJob>& job) {
+  job->started_flag = true;
+  // Observers (an escape oracle) learn whether the job runs translated by the MMU.
+  emit({BusEvent::Kind::JobStart, secure_.load() ? World::Secure : World::Normal, RegBlock::Core0,
+        sku_.csd_queued_cfg0, (mmu_ctl_ & MMU_CTL_ENABLE) ? 1u : 0u, 0, 0, false});
+  csd_->start(job);
 }
 
 void V3dGpu::on_job_done(const std::shared_ptr<CsdJob>& job) {
@@ -619,10 +622,7 @@ void V3dGpu::finish_csd(const std::shared_ptr<CsdJob>& job) {
   raise_core(sku_.core_int_csd_done);
   csd_current_ = std::move(csd_queued_);
   csd_queued_.reset();
-  if (csd_current_ && !l2tfls_busy_ && !tmuwcf_busy_) {
-    csd_current_->started_flag = true;
-    csd_->start(csd_current_);
-  }
+  if (csd_current_ && !l2tfls_busy_ && !tmuwcf_busy_) start_job(csd_current_);
 }
 
 void V3dGpu::on_qpu_fault(const std::shared_ptr<CsdJob>& job, uint32_t qpu, QpuResult) {

@@ -115,6 +115,7 @@ class V3dGpu final : public GpuMemory, private DmaSink {
   void update_irq_lines();
   void sync_mmu_config();  // reg_mu_ held: copy MMU registers into mem-side config
   void submit_csd();
+  void start_job(const std::shared_ptr<CsdJob>& job);  // reg_mu_ held
   void reset_registers();
   std::chrono::nanoseconds latency(uint32_t ns);
   std::chrono::nanoseconds power_latency(uint32_t ns);

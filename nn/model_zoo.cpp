@@ -1,9 +1,11 @@
 #include "nn/model_zoo.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 
 #include "nn/layer_spec.h"
 #include "nn/model_error.h"
@@ -65,6 +67,19 @@ std::vector<std::string> known_model_names() {
   return names;
 }
 
+bool is_model_name(const std::string& name) {
+  // One segment of letters, digits, '_' and '-', or "bench/" and such a segment: never
+  // a path (no '.', no other '/'), so a name cannot walk out of the models directory.
+  auto segment = [](std::string_view s) {
+    if (s.empty() || s.size() > 64) return false;
+    for (char c : s)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+    return true;
+  };
+  const std::string_view n = name;
+  return n.rfind("bench/", 0) == 0 ? segment(n.substr(6)) : segment(n);
+}
+
 ModelInfo resolve_model(const std::string& name) {
   ModelInfo info;
   info.name = name;
@@ -95,7 +110,7 @@ ModelInfo resolve_model(const std::string& name) {
     info.output_blob = "Plus214_Output_0";
     info.input_shape = Shape::cube(28, 28, 1);
     info.preprocess = Preprocess::kMnistRaw;
-  } else if (name.rfind("bench/", 0) == 0 && !ends_with(name, ".param")) {
+  } else if (name.rfind("bench/", 0) == 0 && is_model_name(name)) {
     info.path = require(models_dir() + "/" + name + ".param");
     info.generated_weights = true;
     fill_io_from_graph(info);

@@ -39,6 +39,9 @@ std::vector<std::string> known_model_names();
 // Resolves a name or a path to a .param / .onnx file (a .param without a .bin beside it
 // gets generated weights). Throws ModelError for unknown names or missing files.
 ModelInfo resolve_model(const std::string& name_or_path);
+// True if `name` is a model name (a zoo entry, or "bench/" and a graph name), not a path.
+// Names that come from a recording's metadata must be names.
+bool is_model_name(const std::string& name);
 Model load_model(const std::string& name_or_path);
 
 // One label per line; throws ModelError if unreadable.

@@ -34,6 +34,7 @@ Recorder::Recorder(driver::HwIo& inner, RecorderOptions opts) : inner_(inner), o
 void Recorder::start() {
   std::lock_guard lk(mu_);
   active_ = true;
+  started_at_ = std::chrono::steady_clock::now();
   rec_ = replay::Recording{};
   // The GPU this recording is for, as its IDENT registers say (outside any job: not part
   // of the action stream).
@@ -315,7 +316,14 @@ bool Recorder::finish(replay::Recording* out, std::string* error) {
     *error = "no GPU job ran inside the recording window";
     return false;
   }
+  // The replay time budget: ten times what the recorded stream took here, with the full
+  // stack on the CPU (the replay does less), at least a second and at most the policy's.
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started_at_);
+  const int64_t budget_ms =
+      std::clamp<int64_t>(took.count() * 10, 1000, int64_t(replay::VerifyLimits{}.max_replay_ms));
   *out = std::move(rec_);
+  out->metadata.emplace_back(replay::kBudgetKey, std::to_string(budget_ms));
   rec_ = replay::Recording{};
   return true;
 }

@@ -88,6 +88,7 @@ class Recorder final : public driver::HwIo {
   RecorderOptions opts_;
   mutable std::mutex mu_;
   bool active_ = false;
+  std::chrono::steady_clock::time_point started_at_;  // for the declared replay budget
   bool in_job_ = false;
   std::chrono::steady_clock::time_point job_start_;
   std::string error_;

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "replay/checked_math.h"
+
 namespace rplayer::replay {
 namespace {
 
@@ -39,9 +41,10 @@ constexpr const char* kMessages[] = {
     "duplicate blob",
     "blob unreferenced or not in first-use order",
     "load into an omitted Weights region",
+    "decoding would exceed the memory budget",
 };
 static_assert(sizeof kMessages / sizeof kMessages[0] ==
-              static_cast<size_t>(DecodeCode::WeightsOmitted) + 1);
+              static_cast<size_t>(DecodeCode::MemoryBudget) + 1);
 
 constexpr const char* kSectionNames[] = {"HEADER", "METADATA", "REGIONS",  "BLOBS",
                                          "LOADS",  "ACTIONS",  "BINDINGS", "SIGNATURE"};
@@ -50,8 +53,9 @@ constexpr const char* kSectionNames[] = {"HEADER", "METADATA", "REGIONS",  "BLOB
 // later reads return zeros, so parsers need to test ok() only where a value is used.
 class Reader {
  public:
-  Reader(const uint8_t* data, size_t size, SectionType section, DecodeError* err)
-      : data_(data), size_(size), section_(section), err_(err) {}
+  Reader(const uint8_t* data, size_t size, SectionType section, DecodeError* err,
+         uint64_t* budget = nullptr)
+      : data_(data), size_(size), section_(section), err_(err), budget_(budget) {}
 
   bool ok() const { return err_->code == DecodeCode::Ok; }
   size_t remaining() const { return size_ - pos_; }
@@ -91,12 +95,17 @@ class Reader {
     return p != nullptr;
   }
 
-  // u32 element count. Each element takes at least min_bytes, so a lying count fails here,
-  // before anything is allocated for it.
-  uint32_t count(uint32_t max, size_t min_bytes, const char* field) {
+  // u32 element count. Each element takes at least min_bytes in the file, so a lying count
+  // fails here, and at most decoded_bytes in memory, charged to the budget before anything
+  // is allocated for it.
+  uint32_t count(uint32_t max, size_t min_bytes, uint64_t decoded_bytes, const char* field) {
     uint32_t n = get<uint32_t>(field);
     if (n > max) fail(DecodeCode::LimitExceeded, field);
     if (n > remaining() / min_bytes) fail(DecodeCode::Truncated, field);
+    uint64_t bytes = 0;
+    if (ok() && budget_ && (!checked_mul(n, decoded_bytes, &bytes) || bytes > *budget_))
+      fail(DecodeCode::MemoryBudget, field);
+    if (ok() && budget_) *budget_ -= bytes;
     return ok() ? n : 0;
   }
 
@@ -119,11 +128,13 @@ class Reader {
   size_t pos_ = 0;
   SectionType section_;
   DecodeError* err_;
+  uint64_t* budget_;
   int32_t index_ = -1;
 };
 
 bool parse_metadata(Reader& r, Recording* rec) {
-  uint32_t n = r.count(kMaxMetadata, 5, "count");
+  uint32_t n = r.count(kMaxMetadata, 5,
+                       sizeof(rec->metadata[0]) + kMaxMetadataKey + kMaxMetadataValue, "count");
   rec->metadata.reserve(n);
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
     r.at(static_cast<int32_t>(i));
@@ -138,7 +149,7 @@ bool parse_metadata(Reader& r, Recording* rec) {
 }
 
 bool parse_regions(Reader& r, Recording* rec) {
-  uint32_t n = r.count(kMaxRegions, 12, "count");
+  uint32_t n = r.count(kMaxRegions, 12, sizeof(Region) + kMaxLabel, "count");
   rec->regions.reserve(n);
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
     r.at(static_cast<int32_t>(i));
@@ -166,7 +177,7 @@ bool is_zero_page(const uint8_t* p) {
 
 // Blob i: u32 stored length, then the page raw (length 4096) or one zstd frame (< 4096).
 bool parse_blobs(Reader& r, Recording* rec) {
-  uint32_t n = r.count(kMaxBlobs, 5, "count");
+  uint32_t n = r.count(kMaxBlobs, 5, sizeof(PageBlob) + kPageBytes, "count");
   rec->blobs.reserve(n);
   ZSTD_DCtx* zstd = n > 0 ? ZSTD_createDCtx() : nullptr;
   if (n > 0 && zstd == nullptr) return r.fail(DecodeCode::LibraryFailure, "zstd");
@@ -215,7 +226,7 @@ bool parse_blobs(Reader& r, Recording* rec) {
 bool parse_loads(Reader& r, Recording* rec) {
   const uint32_t num_regions = static_cast<uint32_t>(rec->regions.size());
   const uint32_t num_blobs = static_cast<uint32_t>(rec->blobs.size());
-  uint32_t n = r.count(kMaxLoads, 12, "count");
+  uint32_t n = r.count(kMaxLoads, 12, sizeof(PageLoad), "count");
   rec->loads.reserve(n);
   uint32_t next_new_blob = 0;  // blobs must appear in the order of their first load
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
@@ -248,7 +259,7 @@ bool parse_loads(Reader& r, Recording* rec) {
 
 bool parse_actions(Reader& r, Recording* rec) {
   const uint32_t num_loads = static_cast<uint32_t>(rec->loads.size());
-  uint32_t n = r.count(kMaxActions, 5, "count");
+  uint32_t n = r.count(kMaxActions, 5, sizeof(Action), "count");
   rec->actions.reserve(n);
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
     r.at(static_cast<int32_t>(i));
@@ -280,7 +291,8 @@ bool parse_actions(Reader& r, Recording* rec) {
 }
 
 bool parse_bindings(Reader& r, Recording* rec) {
-  uint32_t n = r.count(kMaxBindings, 20, "count");
+  uint32_t n = r.count(kMaxBindings, 20,
+                       sizeof(Binding) + kMaxBindingName + kMaxRank * 4 + kMaxLayout, "count");
   rec->bindings.reserve(n);
   for (uint32_t i = 0; i < n && r.ok(); ++i) {
     r.at(static_cast<int32_t>(i));
@@ -385,7 +397,7 @@ bool parse_layout(std::span<const uint8_t> bytes, Reader& h, Recording* rec,
 }
 
 DecodeError decode(std::span<const uint8_t> bytes, std::span<const PublicKey> trusted,
-                   Recording* rec) {
+                   uint64_t budget, Recording* rec) {
   DecodeError err;
   Reader h(bytes.data(), bytes.size(), SectionType::Header, &err);
   SectionEntry table[kNumSections];
@@ -419,8 +431,8 @@ DecodeError decode(std::span<const uint8_t> bytes, std::span<const PublicKey> tr
   bool (*const parsers[])(Reader&, Recording*) = {parse_metadata, parse_regions, parse_blobs,
                                                   parse_loads,    parse_actions, parse_bindings};
   for (uint32_t i = 0; i + 1 < kNumSections; ++i) {
-    Reader r(bytes.data() + table[i].offset, table[i].length, static_cast<SectionType>(i + 1),
-             &err);
+    Reader r(bytes.data() + table[i].offset, table[i].length, static_cast<SectionType>(i + 1), &err,
+             &budget);
     if (!parsers[i](r, rec)) break;
   }
   return err;
@@ -449,9 +461,9 @@ const char* DecodeError::format(char* buf, size_t size) const {
 }
 
 DecodeError decode_recording(std::span<const uint8_t> bytes, std::span<const PublicKey> trusted,
-                             Recording* out) {
+                             Recording* out, uint64_t memory_budget) {
   *out = Recording{};
-  DecodeError err = decode(bytes, trusted, out);
+  DecodeError err = decode(bytes, trusted, memory_budget, out);
   if (!err.ok()) *out = Recording{};
   return err;
 }

@@ -102,6 +102,7 @@ enum class DecodeCode : uint8_t {
   DuplicateBlob,
   BlobOrder,       // blobs not in first-use order, or unreferenced
   WeightsOmitted,  // a load into a Weights region of a weights_omitted recording
+  MemoryBudget,    // the decoded recording would not fit the caller's memory budget
 };
 
 // Where decoding stopped: code, section, field and element index (-1: none).
@@ -119,10 +120,15 @@ struct DecodeError {
 
 const char* section_name(SectionType type);
 
+// Memory a decoded recording may take unless the caller says otherwise: the largest one
+// the limits allow (512 MiB of blobs) fits, so only callers with less to give pass a budget.
+inline constexpr uint64_t kDefaultDecodeBudget = 1ull << 30;
+
 // Decodes `bytes`, accepting only recordings signed by one of `trusted`. Checks, in order:
 // header, section table, checksums, signature, then the sections and their references.
-// On failure *out is left empty.
+// Every section's elements are charged to `memory_budget` (bytes, an upper bound of what
+// they take decoded) before they are allocated. On failure *out is left empty.
 DecodeError decode_recording(std::span<const uint8_t> bytes, std::span<const PublicKey> trusted,
-                             Recording* out);
+                             Recording* out, uint64_t memory_budget = kDefaultDecodeBudget);
 
 }  // namespace rplayer::replay

@@ -1,11 +1,13 @@
 #include "replay/replayer.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "hw/sku.h"
 #include "hw/v3d_regs.h"
+#include "replay/checked_math.h"
 
 namespace rplayer::replay {
 
@@ -18,6 +20,11 @@ constexpr uint32_t kSetupTimeoutUs = 100000;  // power, reset and MMU (as Linux:
 // Page states besides a blob index or kZeroBlob.
 constexpr uint32_t kDirty = 0xfffffffe;       // written by a run (input, GPU): scrub
 constexpr uint32_t kCallerData = 0xfffffffd;  // the caller's weights, kept for the session
+// MMU on, every fault aborts the access and interrupts: what check_setup() reads back.
+constexpr uint32_t kMmuCtl = MMU_CTL_ENABLE | MMU_CTL_PT_INVALID_ENABLE | MMU_CTL_PT_INVALID_ABORT |
+                             MMU_CTL_PT_INVALID_INT | MMU_CTL_WRITE_VIOLATION_ABORT |
+                             MMU_CTL_WRITE_VIOLATION_INT | MMU_CTL_CAP_EXCEEDED_ABORT |
+                             MMU_CTL_CAP_EXCEEDED_INT;
 
 const TensorIn* find_in(std::span<const TensorIn> v, const std::string& name) {
   for (const TensorIn& t : v)
@@ -31,8 +38,13 @@ const char* ReplayError::message() const {
     case ReplayCode::Ok: return "ok";
     case ReplayCode::Verify: return verify.message();
     case ReplayCode::NoMemory: return "out of replay memory";
-    case ReplayCode::PowerTimeout: return "GPU power-up or reset timed out";
+    case ReplayCode::PowerTimeout:
+      return "GPU power-up timed out";
+    case ReplayCode::ResetTimeout:
+      return "GPU reset did not finish in time";
     case ReplayCode::MmuTimeout: return "GPU MMU flush timed out";
+    case ReplayCode::SetupMismatch:
+      return "GPU setup did not take effect; refusing to run";
     case ReplayCode::ReadMismatch: return "register read differs from the recording";
     case ReplayCode::PollTimeout: return "register poll timed out";
     case ReplayCode::IrqTimeout: return "interrupt did not arrive in time (lost or hung job)";
@@ -41,6 +53,10 @@ const char* ReplayError::message() const {
       return "the recording omits its weights and none (or too many bytes) were supplied";
     case ReplayCode::MissingOutput: return "output tensor missing or of the wrong size";
     case ReplayCode::GpuFault: return "the GPU reported a fault";
+    case ReplayCode::JobUnfinished:
+      return "a GPU job did not finish by the end of the stream";
+    case ReplayCode::BudgetExceeded:
+      return "the replay exceeded its time budget";
     case ReplayCode::NotLoaded: return "no recording loaded";
   }
   return "?";
@@ -50,7 +66,18 @@ const char* ReplayError::format(char* buf, size_t size) const {
   if (code == ReplayCode::Verify) {
     char v[160];
     std::snprintf(buf, size, "verification failed: %s", verify.format(v, sizeof v));
-  } else if (code == ReplayCode::ReadMismatch || code == ReplayCode::GpuFault) {
+  } else if (code == ReplayCode::SetupMismatch) {
+    std::snprintf(buf, size, "%s: %s reads 0x%08x, expected 0x%08x", message(), what, got,
+                  expected);
+  } else if (code == ReplayCode::GpuFault) {
+    char at[40] = "";
+    if (address) std::snprintf(at, sizeof at, " at GPU VA 0x%08x", address);
+    std::snprintf(buf, size, "GPU fault during job %u (action %d): %s%s (status 0x%08x)", jobs,
+                  int(action), what ? what : "?", at, got);
+  } else if (code == ReplayCode::JobUnfinished) {
+    std::snprintf(buf, size, "%s: %s 0x%08x, expected 0x%08x (%u jobs started)", message(),
+                  what ? what : "CSD_STATUS", got, expected, jobs);
+  } else if (code == ReplayCode::ReadMismatch) {
     std::snprintf(buf, size, "action %d: %s (expected 0x%08x, got 0x%08x)", int(action),
                   message(), expected, got);
   } else if (action >= 0) {
@@ -85,15 +112,19 @@ bool Replayer::power_up() {
   return poll(Block::Sms, SMS_TEE_CS, SMS_STATE_MASK, SMS_IDLE, kSetupTimeoutUs);
 }
 
-void Replayer::reset_gpu() {
+// False if the reset is still in progress at the timeout: nothing written until it ends
+// would survive it (on 7.1 it is asynchronous), so the caller must not go on.
+bool Replayer::reset_gpu() {
   if (p_.has_block(Block::Sms)) {
     p_.write32(Block::Sms, SMS_REE_CS, SMS_RESET_REQUEST);
-    poll(Block::Sms, SMS_REE_CS, SMS_STATE_MASK, SMS_IDLE, kSetupTimeoutUs);
-  } else if (p_.has_block(Block::Bridge)) {
+    return poll(Block::Sms, SMS_REE_CS, SMS_STATE_MASK, SMS_IDLE, kSetupTimeoutUs);
+  }
+  if (p_.has_block(Block::Bridge)) {  // synchronous; check_setup() reads the GPU back
     const uint32_t reg = sku_ ? sku_->bridge_sw_init_reg : BRIDGE_SW_INIT_0;
     p_.write32(Block::Bridge, reg, BRIDGE_SW_INIT_V3D);
     p_.write32(Block::Bridge, reg, 0);
   }
+  return true;
 }
 
 SkuIdentity Replayer::identify() {
@@ -104,7 +135,7 @@ SkuIdentity Replayer::identify() {
 bool Replayer::flush_mmu() {
   p_.write32(Block::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSH | MMUC_CONTROL_ENABLE);
   if (!poll(Block::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSHING, 0, kSetupTimeoutUs)) return false;
-  p_.write32(Block::Hub, MMU_CTL, p_.read32(Block::Hub, MMU_CTL) | MMU_CTL_TLB_CLEAR);
+  p_.write32(Block::Hub, MMU_CTL, kMmuCtl | MMU_CTL_TLB_CLEAR);
   return poll(Block::Hub, MMU_CTL, MMU_CTL_TLB_CLEARING, 0, kSetupTimeoutUs);
 }
 
@@ -154,8 +185,15 @@ ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
 
   // Our own page table in our own pages, from the verified region list only.
   pt_.assign(kPtPages, 0);
-  uint32_t total = 0;
-  for (const Region& r : rec.regions) total += r.size / kPage;  // verified: within the quota
+  uint64_t pages = 0;  // verified within the quota; checked all the same
+  for (const Region& r : rec.regions)
+    if (!checked_add(pages, r.size / kPage, &pages) || pages > UINT32_MAX)
+      err.code = ReplayCode::NoMemory;
+  if (!err.ok()) {
+    unload();
+    return err;
+  }
+  const uint32_t total = uint32_t(pages);
   pa_.assign(total, 0);
   if (!p_.alloc_pages(kPtPages, true, pt_.data())) {
     pt_.clear();
@@ -199,7 +237,7 @@ ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
   input_page_.assign(total, false);
   for (const Binding& b : rec.bindings)  // verified: inside their region
     if (b.is_input && b.bytes > 0)
-      for (uint32_t p = b.offset / kPage; p <= (b.offset + b.bytes - 1) / kPage; ++p)
+      for (uint64_t p = b.offset / kPage; p <= (uint64_t(b.offset) + b.bytes - 1) / kPage; ++p)
         input_page_[first_[b.region] + p] = true;
   if (rec.weights_omitted)
     for (uint32_t r = 0; r < rec.regions.size(); ++r)
@@ -247,25 +285,135 @@ void Replayer::unload() {
   sku_ = nullptr;
 }
 
-bool Replayer::setup_gpu() {
+// Reset, then our page table, fault policy and interrupt masks. The verifier keeps all
+// of these registers out of the recording's reach (verifier.cpp, write_allowed), so what
+// check_setup() reads back here holds for the whole stream.
+ReplayCode Replayer::setup_gpu(ReplayError* err) {
   const hw::Sku& s = *sku_;
+  if (!reset_gpu()) return ReplayCode::ResetTimeout;
   p_.write32(Block::Hub, MMU_PT_PA_BASE, uint32_t(pt_[0] >> PAGE_SHIFT));
-  p_.write32(Block::Hub, MMU_CTL,
-             MMU_CTL_ENABLE | MMU_CTL_PT_INVALID_ENABLE | MMU_CTL_PT_INVALID_ABORT |
-                 MMU_CTL_PT_INVALID_INT | MMU_CTL_WRITE_VIOLATION_ABORT |
-                 MMU_CTL_WRITE_VIOLATION_INT | MMU_CTL_CAP_EXCEEDED_ABORT |
-                 MMU_CTL_CAP_EXCEEDED_INT);
+  p_.write32(Block::Hub, MMU_CTL, kMmuCtl);
   p_.write32(Block::Hub, MMU_ILLEGAL_ADDR, uint32_t(scratch_ >> PAGE_SHIFT) | MMU_ILLEGAL_ADDR_ENABLE);
   p_.write32(Block::Hub, MMUC_CONTROL, MMUC_CONTROL_ENABLE);
   p_.write32(Block::Core0, CTL_L2TFLSTA, 0);
   p_.write32(Block::Core0, CTL_L2TFLEND, ~0u);
-  const uint32_t core_bits = s.core_int_csd_done | s.core_int_gmpv | (0xfffu << s.core_int_qpu_shift);
-  const uint32_t hub_bits = HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | s.hub_int_gmpv;
+  const uint32_t core_bits = s.core_int_csd_done | s.core_fault_bits();
   p_.write32(Block::Core0, INT_MSK_SET, ~core_bits);
   p_.write32(Block::Core0, INT_MSK_CLR, core_bits);
-  p_.write32(Block::Hub, INT_MSK_SET, ~hub_bits);
-  p_.write32(Block::Hub, INT_MSK_CLR, hub_bits);
-  return flush_mmu();
+  p_.write32(Block::Hub, INT_MSK_SET, ~s.hub_fault_bits());
+  p_.write32(Block::Hub, INT_MSK_CLR, s.hub_fault_bits());
+  if (!flush_mmu()) return ReplayCode::MmuTimeout;
+  return check_setup(err);
+}
+
+// Before the first job, read back what the guarantee rests on: the recording's GPU,
+// powered and out of reset (an unpowered or resetting GPU reads 0 and drops writes),
+// translating through our page table, every fault aborted and reported, unmapped
+// accesses redirected to our scratch page, no fault pending and the job queue empty.
+ReplayCode Replayer::check_setup(ReplayError* err) {
+  const hw::Sku& s = *sku_;
+  struct Expect {
+    Block block;
+    uint32_t offset, mask, value;
+    const char* name;
+  };
+  const Expect expect[] = {
+      {Block::Hub, HUB_IDENT1, ~0u, rec_->sku.hub_ident1, "HUB_IDENT1"},
+      {Block::Hub, HUB_IDENT3, ~0u, rec_->sku.hub_ident3, "HUB_IDENT3"},
+      {Block::Core0, CTL_IDENT0, ~0u, rec_->sku.core_ident0, "CTL_IDENT0"},
+      {Block::Core0, CTL_IDENT1, ~0u, rec_->sku.core_ident1, "CTL_IDENT1"},
+      {Block::Hub, MMU_CTL, ~0u, kMmuCtl, "MMU_CTL"},
+      {Block::Hub, MMU_PT_PA_BASE, ~0u, uint32_t(pt_[0] >> PAGE_SHIFT), "MMU_PT_PA_BASE"},
+      {Block::Hub, MMU_ILLEGAL_ADDR, ~0u,
+       uint32_t(scratch_ >> PAGE_SHIFT) | MMU_ILLEGAL_ADDR_ENABLE, "MMU_ILLEGAL_ADDR"},
+      {Block::Hub, MMUC_CONTROL, MMUC_CONTROL_ENABLE, MMUC_CONTROL_ENABLE, "MMUC_CONTROL"},
+      {Block::Hub, INT_MSK_STS, ~0u, ~s.hub_fault_bits(), "hub INT_MSK_STS"},
+      {Block::Core0, INT_MSK_STS, ~0u, ~(s.core_int_csd_done | s.core_fault_bits()),
+       "core INT_MSK_STS"},
+      {Block::Hub, INT_STS, s.hub_fault_bits(), 0, "hub INT_STS"},
+      {Block::Core0, INT_STS, ~0u, 0, "core INT_STS"},
+      {Block::Core0, CTL_ERR_STAT, ~0u, 0, "ERR_STAT"},
+      {Block::Core0, CSD_STATUS, ~0u, 0, "CSD_STATUS"},  // idle, completed count from 0
+  };
+  if (p_.has_block(Block::Sms)) {
+    const uint32_t v = p_.read32(Block::Sms, SMS_TEE_CS) & SMS_STATE_MASK;
+    if (v != SMS_IDLE) {
+      err->what = "SMS_TEE_CS state", err->expected = SMS_IDLE, err->got = v;
+      return ReplayCode::SetupMismatch;
+    }
+  }
+  for (const Expect& e : expect) {
+    const uint32_t v = p_.read32(e.block, e.offset);
+    if ((v & e.mask) != e.value) {
+      err->what = e.name, err->expected = e.value, err->got = v;
+      return ReplayCode::SetupMismatch;
+    }
+  }
+  return ReplayCode::Ok;
+}
+
+// Every fault the GPU reports, whatever the recording did: the fault bits of both
+// interrupt status registers, which a recording cannot clear (verifier: INT_CLR rule).
+ReplayCode Replayer::check_faults(ReplayError* err) {
+  const hw::Sku& s = *sku_;
+  const uint32_t hub = p_.read32(Block::Hub, INT_STS) & s.hub_fault_bits();
+  const uint32_t core = p_.read32(Block::Core0, INT_STS) & s.core_fault_bits();
+  if (!hub && !core) return ReplayCode::Ok;
+  err->got = hub ? hub : core;
+  if (hub & HUB_INT_MMU_PTI)
+    err->what = "MMU: access to an unmapped page";
+  else if (hub & HUB_INT_MMU_WRV)
+    err->what = "MMU: write to a read-only page";
+  else if (hub & HUB_INT_MMU_CAP)
+    err->what = "MMU: address above the cap";
+  else if (core & s.core_qpu_fault_bits())
+    err->what = "QPU fault (illegal instruction or access)";
+  else
+    err->what = "bus: access outside the GPU's memory";
+  if (hub & s.hub_mmu_fault_bits()) err->address = p_.read32(Block::Hub, MMU_VIO_ADDR);
+  return ReplayCode::GpuFault;
+}
+
+// A wait that timed out because the GPU reported an error (a fault, a dropped job) is
+// reported as that error: it says what went wrong, the timeout only where.
+ReplayCode Replayer::explain_timeout(ReplayCode timeout, ReplayError* err) {
+  if (ReplayCode c = check_faults(err); c != ReplayCode::Ok) return c;
+  return check_err_stat(err) == ReplayCode::Ok ? timeout : ReplayCode::GpuFault;
+}
+
+ReplayCode Replayer::check_err_stat(ReplayError* err) {
+  const uint32_t e = p_.read32(Block::Core0, CTL_ERR_STAT);
+  if (!e) return ReplayCode::Ok;
+  err->got = e;
+  err->what = e & ERR_CSD_QUEUE_OVERFLOW ? "CSD queue overflow (a job was dropped)"
+                                         : "ERR_STAT reports an error";
+  return ReplayCode::GpuFault;
+}
+
+// At the end of the stream, before any output is read: no fault, no queue overflow,
+// every job started has finished (a recording that stops waiting early gets one poll of
+// `grace_us`), and the MMU is still ours.
+ReplayCode Replayer::check_end(uint32_t jobs_started, uint32_t grace_us, ReplayError* err) {
+  if (ReplayCode c = check_faults(err); c != ReplayCode::Ok) return c;
+  if (ReplayCode c = check_err_stat(err); c != ReplayCode::Ok) return c;
+  const uint32_t busy = CSD_STATUS_HAVE_QUEUED | CSD_STATUS_HAVE_CURRENT;
+  if (!poll(Block::Core0, CSD_STATUS, busy, 0, grace_us)) {
+    err->what = "CSD_STATUS (a job is still queued or running)";
+    err->got = p_.read32(Block::Core0, CSD_STATUS);
+    return ReplayCode::JobUnfinished;
+  }
+  const uint32_t done = get_field(p_.read32(Block::Core0, CSD_STATUS), 11, 4);
+  if (done != (jobs_started & 0xff)) {
+    err->what = "CSD_STATUS completed jobs";
+    err->expected = jobs_started & 0xff, err->got = done;
+    return ReplayCode::JobUnfinished;
+  }
+  if (ReplayCode c = check_faults(err); c != ReplayCode::Ok) return c;  // during the poll
+  if (const uint32_t v = p_.read32(Block::Hub, MMU_CTL); v != kMmuCtl) {
+    err->what = "MMU_CTL", err->expected = kMmuCtl, err->got = v;
+    return ReplayCode::SetupMismatch;
+  }
+  return ReplayCode::Ok;
 }
 
 void Replayer::write_inputs(std::span<const TensorIn> inputs) {
@@ -278,14 +426,26 @@ void Replayer::write_inputs(std::span<const TensorIn> inputs) {
 // The action stream: every loop and wait is bounded (verified counts and timeouts).
 ReplayCode Replayer::execute(std::span<const TensorIn> inputs, ReplayStats* st, ReplayError* err) {
   const Recording& rec = *rec_;
-  const uint32_t mmu_faults = HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | sku_->hub_int_gmpv;
+  const uint32_t cfg0 = sku_->csd_queued_cfg0;
+  uint32_t started = 0;  // jobs: CFG0 writes (the verifier checked each one's addresses)
+  // The whole stream runs within its budget: every wait is cut to what is left of it.
+  const uint64_t deadline = p_.now_us() + replay_budget_us(rec, limits_);
+  auto left_us = [&](uint32_t timeout_us) {
+    const uint64_t now = p_.now_us();
+    return now >= deadline ? 0u : uint32_t(std::min<uint64_t>(timeout_us, deadline - now));
+  };
   write_inputs(inputs);
   for (size_t i = 0; i < rec.actions.size(); ++i) {
     const Action& a = rec.actions[i];
     err->action = int32_t(i);
+    if (p_.now_us() >= deadline) return ReplayCode::BudgetExceeded;
+    err->jobs = started;
     ++st->actions;
     switch (a.op) {
-      case ActionOp::Write: p_.write32(a.block, a.offset, a.value); break;
+      case ActionOp::Write:
+        p_.write32(a.block, a.offset, a.value);
+        started += a.block == Block::Core0 && a.offset == cfg0;
+        break;
       case ActionOp::Read: {
         const uint32_t v = p_.read32(a.block, a.offset);
         if (a.mask) {
@@ -299,11 +459,17 @@ ReplayCode Replayer::execute(std::span<const TensorIn> inputs, ReplayStats* st, 
       }
       case ActionOp::Poll:
         ++st->polls;
-        if (!poll(a.block, a.offset, a.mask, a.value, a.timeout_us)) return ReplayCode::PollTimeout;
+        if (!poll(a.block, a.offset, a.mask, a.value, left_us(a.timeout_us)))
+          return explain_timeout(
+              p_.now_us() >= deadline ? ReplayCode::BudgetExceeded : ReplayCode::PollTimeout, err);
+        if (ReplayCode c = check_faults(err); c != ReplayCode::Ok) return c;
         break;
       case ActionOp::WaitIrq:
         ++st->irq_waits;
-        if (!p_.wait_irq(a.line, a.timeout_us)) return ReplayCode::IrqTimeout;
+        if (!p_.wait_irq(a.line, left_us(a.timeout_us)))
+          return explain_timeout(
+              p_.now_us() >= deadline ? ReplayCode::BudgetExceeded : ReplayCode::IrqTimeout, err);
+        if (ReplayCode c = check_faults(err); c != ReplayCode::Ok) return c;
         break;
       case ActionOp::LoadMemory: {
         bool inputs_overwritten = false;
@@ -327,19 +493,14 @@ ReplayCode Replayer::execute(std::span<const TensorIn> inputs, ReplayStats* st, 
         if (inputs_overwritten) write_inputs(inputs);
         break;
       }
-      case ActionOp::JobBoundary: {
+      case ActionOp::JobBoundary:  // statistics only: the checks above do not rely on it
         ++st->jobs;
-        // Our own check after each job: the GPU must not have faulted.
-        if (p_.read32(Block::Hub, INT_STS) & mmu_faults) {
-          err->got = p_.read32(Block::Hub, MMU_VIO_ADDR);
-          return ReplayCode::GpuFault;
-        }
         break;
-      }
     }
   }
   err->action = -1;
-  return ReplayCode::Ok;
+  err->jobs = started;
+  return check_end(started, left_us(limits_.max_poll_us), err);
 }
 
 // Everything a run may have written: GPU-writable pages, pages written by the CPU
@@ -394,10 +555,7 @@ ReplayError Replayer::run(std::span<const TensorIn> inputs, std::span<const Tens
     std::memset(p_.page(pa_[g]), 0, kPage);
     state_[g] = kZeroBlob;
   }
-  if (err.ok()) {
-    reset_gpu();
-    if (!setup_gpu()) err.code = ReplayCode::MmuTimeout;
-  }
+  if (err.ok()) err.code = setup_gpu(&err);
   st.setup_us = p_.now_us() - t0;
   const uint64_t t1 = p_.now_us();
   if (err.ok()) err.code = execute(inputs, &st, &err);
@@ -410,7 +568,9 @@ ReplayError Replayer::run(std::span<const TensorIn> inputs, std::span<const Tens
 
   // Teardown, success or not: stop the GPU and scrub what held data of this run.
   const uint64_t t2 = p_.now_us();
-  if (touched_gpu) reset_gpu();
+  if (touched_gpu)
+    reset_gpu();  // a failure here leaves it in reset, still ours: the
+                  // world switch resets it again before handing it back
   scrub_run_pages(&st);
   if (!err.ok())  // never partial output
     for (const TensorOut& t : outputs) std::memset(t.data, 0, t.bytes);

@@ -29,24 +29,31 @@ struct TensorOut {
 
 enum class ReplayCode : uint8_t {
   Ok,
-  Verify,          // see ReplayError::verify
+  Verify,  // see ReplayError::verify
   NoMemory,
-  PowerTimeout,    // the GPU did not power up or leave reset in time
-  MmuTimeout,      // an MMU flush did not finish in time
-  ReadMismatch,    // a register read the recording checks came back different
+  PowerTimeout,   // the GPU did not power up in time
+  ResetTimeout,   // the GPU did not leave reset in time
+  MmuTimeout,     // an MMU flush did not finish in time
+  SetupMismatch,  // a register the replayer set up reads back otherwise: refuse to run
+  ReadMismatch,   // a register read the recording checks came back different
   PollTimeout,
-  IrqTimeout,      // a lost interrupt or a hung job
-  MissingInput,    // an input binding with no (or a wrongly sized) tensor from the caller
+  IrqTimeout,    // a lost interrupt or a hung job
+  MissingInput,  // an input binding with no (or a wrongly sized) tensor from the caller
   MissingOutput,
-  GpuFault,        // the GPU reported an MMU or QPU fault during the replay
+  GpuFault,        // the GPU reported an MMU, bus, QPU or queue fault during the replay
+  JobUnfinished,   // the stream ended with a job queued or running, or a job lost
+  BudgetExceeded,  // the run took longer than its time budget (recording's, capped by policy)
   NotLoaded,       // run() without a loaded recording
   MissingWeights,  // the recording omits a Weights region's image and the caller gave none
 };
 
 struct ReplayError {
   ReplayCode code = ReplayCode::Ok;
-  int32_t action = -1;  // index of the failing action
+  int32_t action = -1;  // index of the failing action (-1: setup or end of stream)
   uint32_t expected = 0, got = 0;
+  const char* what = nullptr;  // the register or the fault concerned
+  uint32_t address = 0;        // GPU VA of an MMU fault
+  uint32_t jobs = 0;           // jobs started before the failure
   VerifyError verify;
   bool ok() const { return code == ReplayCode::Ok; }
   const char* message() const;
@@ -99,9 +106,14 @@ class Replayer {
 
  private:
   bool power_up();
-  void reset_gpu();
+  bool reset_gpu();
   bool flush_mmu();
-  bool setup_gpu();
+  ReplayCode setup_gpu(ReplayError* err);
+  ReplayCode check_setup(ReplayError* err);
+  ReplayCode check_faults(ReplayError* err);
+  ReplayCode check_err_stat(ReplayError* err);
+  ReplayCode explain_timeout(ReplayCode timeout, ReplayError* err);
+  ReplayCode check_end(uint32_t jobs_started, uint32_t grace_us, ReplayError* err);
   bool poll(Block b, uint32_t off, uint32_t mask, uint32_t value, uint32_t timeout_us);
   SkuIdentity identify();
   uint8_t* page_of(uint32_t region, uint32_t page) { return p_.page(pa_[first_[region] + page]); }

@@ -33,6 +33,7 @@ namespace {
 
 constexpr uint32_t kTypeNone = TEE_PARAM_TYPE_NONE;
 constexpr uint32_t kMaxTopK = 1000;
+constexpr uint32_t kMaxImageSide = 4096;  // the largest model input image the TA resizes to
 
 uint64_t now_us() {
   return uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -168,7 +169,9 @@ TEE_Result ReplayTa::load(Session* s, uint32_t types, TEE_Param* p) {
                                    static_cast<const uint8_t*>(p[0].memref.buffer) + p[0].memref.size);
   auto l = std::make_unique<Loaded>();
   char why[256];
-  const replay::DecodeError de = replay::decode_recording(bytes, cfg_.trusted_keys, &l->rec);
+  // Decoded, a recording takes at most what its pages need in the pool: budget that much.
+  const replay::DecodeError de =
+      replay::decode_recording(bytes, cfg_.trusted_keys, &l->rec, cfg_.pool_bytes);
   if (!de.ok()) return say(types, p, 2, de.format(why, sizeof why)), decode_result(de.code);
   for (const replay::Binding& b : l->rec.bindings) {
     if (b.is_input && !l->input) l->input = &b;
@@ -179,9 +182,16 @@ TEE_Result ReplayTa::load(Session* s, uint32_t types, TEE_Param* p) {
            TEE_ERROR_NOT_SUPPORTED;
   if (!nn::parse_preprocess(meta(l->rec, "preprocess"), &l->preprocess))
     l->preprocess = nn::Preprocess::kNone;  // tensor inputs only
-  replay::VerifyLimits limits;
-  limits.max_memory_bytes = cfg_.pool_bytes > (8u << 20) ? cfg_.pool_bytes - (8u << 20) : 0;
-  l->replayer = std::make_unique<replay::Replayer>(*platform_, limits);
+  // The input shape sizes the image decode and resize in TA memory: only image shapes
+  // (the verifier has checked that the extents' product is the binding's size).
+  const std::vector<uint32_t>& shape = l->input->shape;
+  if (l->preprocess != nn::Preprocess::kNone &&
+      (shape.size() != 3 || (shape[0] != 1 && shape[0] != 3) || shape[1] == 0 ||
+       shape[1] > kMaxImageSide || shape[2] == 0 || shape[2] > kMaxImageSide))
+    return say(types, p, 2, "the image input's shape is not [1 or 3, H, W] with H, W <= 4096"),
+           TEE_ERROR_NOT_SUPPORTED;
+  l->replayer =
+      std::make_unique<replay::Replayer>(*platform_, replay::limits_for_pool(cfg_.pool_bytes));
   const replay::ReplayError e = l->replayer->load(l->rec, &gpu_, {}, nullptr);
   if (!e.ok()) return say(types, p, 2, e.format(why, sizeof why)), replay_result(e);
   l->owner = s;

@@ -61,6 +61,12 @@ int classify(const ClassifyOpts& o) {
     return 1;
   }
   const std::string model_name = metadata(rec, "model");
+  if (!nn::is_model_name(model_name)) {  // signed, but a name, never a path
+    std::fprintf(stderr,
+                 "rplayer %s: the recording names its model '%s', which is not a model name\n",
+                 "classify", model_name.c_str());
+    return 1;
+  }
   const nn::ModelInfo info = nn::resolve_model(model_name);
   const std::vector<std::string> labels =
       info.labels_path.empty() ? std::vector<std::string>{} : nn::load_labels(info.labels_path);

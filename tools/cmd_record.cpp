@@ -2,12 +2,14 @@
 //
 // Keys live in a key directory ($RPLAYER_KEYS, default ./keys): `signing.key` (secret,
 // mode 0600) signs recordings, `trusted/*.pub` is the trust store verify and replay use.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
+#include "hw/soc.h"
 #include "nn/model_error.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
@@ -83,7 +85,10 @@ int verify_cmd(const std::string& file, const std::vector<std::string>& keys,
   }
   const replay::SkuIdentity present{target->hub_ident1, target->hub_ident3, target->core_ident0,
                                     target->core_ident1};
-  const replay::VerifyError v = replay::verify_recording(rec, present);
+  // The replayer's own policy (the default SoC's carve-out), so that what verify accepts
+  // is what replay and the TA run.
+  const replay::VerifyError v =
+      replay::verify_recording(rec, present, replay::limits_for_pool(hw::SocConfig{}.secure_bytes));
   char buf[200];
   if (!v.ok()) {
     std::fprintf(stderr, "rplayer verify: %s: rejected: %s\n", file.c_str(),
@@ -112,6 +117,12 @@ int replay_cmd(const ReplayOpts& o) {
   }
   const double load_ms = ms_since(t0);
   const std::string model_name = metadata(rec, "model");
+  if (!nn::is_model_name(model_name)) {  // signed, but a name, never a path
+    std::fprintf(stderr,
+                 "rplayer %s: the recording names its model '%s', which is not a model name\n",
+                 "replay", model_name.c_str());
+    return 1;
+  }
   const nn::ModelInfo info = nn::resolve_model(model_name);
   const std::vector<std::string> labels =
       info.labels_path.empty() ? std::vector<std::string>{} : nn::load_labels(info.labels_path);

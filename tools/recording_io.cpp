@@ -87,6 +87,7 @@ ReplayTarget::ReplayTarget(const std::string& sku) {
   if (!soc_->gpu().secure()) throw std::runtime_error("the GPU did not move to the secure world");
   platform_ = std::make_unique<tee::SocPlatform>(sec, soc_->memory().secure_base(),
                                                  soc_->memory().secure_size());
+  active_ = platform_.get();
 }
 
 replay::ReplayError ReplayTarget::run(const replay::Recording& rec, const std::string& in_name,
@@ -94,18 +95,16 @@ replay::ReplayError ReplayTarget::run(const replay::Recording& rec, const std::s
                                       std::vector<float>* out, replay::ReplayStats* st) {
   replay::TensorIn in{in_name.c_str(), input.data(), uint32_t(input.size() * 4)};
   replay::TensorOut o{out_name.c_str(), out->data(), uint32_t(out->size() * 4)};
-  replay::Replayer r(*platform_, limits());
+  replay::Replayer r(*active_, limits());
   return r.run(rec, {&in, 1}, {&o, 1}, st);
 }
 
 replay::VerifyLimits ReplayTarget::limits() const {
-  replay::VerifyLimits limits;
-  limits.max_memory_bytes = soc_->memory().secure_size() - (8u << 20);  // PT + slack
-  return limits;
+  return replay::limits_for_pool(soc_->memory().secure_size());
 }
 
 replay::ReplayError ReplayTarget::load(const replay::Recording& rec, replay::ReplayStats* st) {
-  session_ = std::make_unique<replay::Replayer>(*platform_, limits());
+  session_ = std::make_unique<replay::Replayer>(*active_, limits());
   const replay::SkuIdentity gpu{soc_->sku().hub_ident1, soc_->sku().hub_ident3,
                                 soc_->sku().core_ident0, soc_->sku().core_ident1};
   return session_->load(rec, &gpu, {}, st);
@@ -197,12 +196,13 @@ std::vector<uint8_t> record_model(const RecordRequest& o, std::string* summary) 
   if (o.progress) std::fprintf(stderr, "\r\033[K");
   replay::Recording rec = finish_recording(stack, model);
   rec.sku_name = o.sku;
-  rec.metadata = {{"model", o.model},
-                  {"input_blob", model.info.input_blob},
-                  {"output_blob", model.info.output_blob},
-                  {"preprocess", nn::preprocess_name(model.info.preprocess)},
-                  {"stack", "rplayer 0.1.0 (driver + runtime/JIT + nn GPU backend)"},
-                  {"jobs", std::to_string(stack.recorder().stats().jobs)}};
+  rec.metadata.insert(rec.metadata.begin(),  // after the recorder's own (the budget)
+                      {{"model", o.model},
+                       {"input_blob", model.info.input_blob},
+                       {"output_blob", model.info.output_blob},
+                       {"preprocess", nn::preprocess_name(model.info.preprocess)},
+                       {"stack", "rplayer 0.1.0 (driver + runtime/JIT + nn GPU backend)"},
+                       {"jobs", std::to_string(stack.recorder().stats().jobs)}});
   std::vector<uint8_t> bytes = record::encode_recording(rec, key);
   const auto st = stack.recorder().stats();
   char buf[300];

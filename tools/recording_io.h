@@ -60,11 +60,17 @@ class ReplayTarget {
                                  replay::ReplayStats* st);
   void unload() { session_.reset(); }  // scrubs and frees the session's pages
   hw::ModeledSoc& soc() { return *soc_; }
+  // The carve-out platform, and a Platform standing between it and the replayers (tests
+  // interpose an escape oracle); nullptr goes back to the carve-out platform. Set it
+  // before load()/run().
+  replay::Platform& carve_out() { return *platform_; }
+  void interpose(replay::Platform* p) { active_ = p ? p : platform_.get(); }
 
  private:
   replay::VerifyLimits limits() const;
   std::unique_ptr<hw::ModeledSoc> soc_;
   std::unique_ptr<tee::SocPlatform> platform_;
+  replay::Platform* active_ = nullptr;
   std::unique_ptr<replay::Replayer> session_;
 };
 

@@ -109,6 +109,16 @@ TEST_F(ModelsTest, UnknownModelNamesTheKnownOnes) {
   EXPECT_THROW(resolve_model("/nonexistent/net.param"), ModelError);
 }
 
+// Names are names: a name never walks out of the models directory.
+TEST_F(ModelsTest, ModelNamesAreNotPaths) {
+  for (const char* good : {"squeezenet", "mnist-onnx", "bench/resnet18", "bench/mobilenet_v2"})
+    EXPECT_TRUE(is_model_name(good)) << good;
+  for (const char* bad : {"", "bench/", "bench/../mnist/mnist", "../mnist", "/etc/passwd",
+                          "bench/x.param", "a/b", "mnist/../squeezenet", "bench/a/b", "x y"})
+    EXPECT_FALSE(is_model_name(bad)) << bad;
+  EXPECT_THROW(resolve_model("bench/../mnist/mnist"), ModelError);
+}
+
 TEST_F(ModelsTest, ModelsDirFromEnvironmentMustExist) {
   setenv("RPLAYER_MODELS", "/nonexistent-models", 1);
   EXPECT_THROW(models_dir(), ModelError);

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <xxhash.h>
 
+#include <cstring>
+
 #include "tests/record_format/format_util.h"
 
 namespace rplayer::test {
@@ -115,6 +117,32 @@ TEST(RecordFormatRoundTrip, MaxActions) {
   EXPECT_EQ(out.actions.size(), kMaxActions);
   r.actions.push_back({.op = ActionOp::JobBoundary});
   EXPECT_THROW(encode_recording(r, trusted_key()), EncodeError);
+}
+
+// Decoded memory is charged before it is allocated: 2,000 distinct pages (about 8 MiB
+// decoded, ~10 KiB compressed) fail against a 1 MiB budget at the blob count.
+TEST(RecordFormatRoundTrip, DecodedMemoryIsBudgetedBeforeAllocation) {
+  Recording r = small_recording();
+  const uint32_t n = 2000;
+  r.blobs.resize(n);
+  r.loads.clear();
+  for (uint32_t i = 0; i < n; ++i) {
+    r.blobs[i].data.assign(kPageBytes, 0);
+    std::memcpy(r.blobs[i].data.data(), &i, 4);
+    r.blobs[i].data[100] = 1;
+    r.loads.push_back({0, 0, i});
+  }
+  for (Action& a : r.actions)
+    if (a.op == ActionOp::LoadMemory) a.first = 0, a.count = n;
+  const Bytes bytes = encode_recording(r, trusted_key());
+  EXPECT_LT(bytes.size(), 200u * 1024) << "compressed";
+  Recording out;
+  const DecodeError e = decode_recording(bytes, trust_store(), &out, 1u << 20);
+  EXPECT_EQ(e.code, DecodeCode::MemoryBudget);
+  EXPECT_EQ(e.section, SectionType::Blobs);
+  EXPECT_TRUE(out.blobs.empty());
+  EXPECT_TRUE(decode_recording(bytes, trust_store(), &out, 64u << 20).ok());
+  EXPECT_EQ(out.blobs.size(), n);
 }
 
 TEST(RecordFormatRoundTrip, LimitsAtTheBoundary) {

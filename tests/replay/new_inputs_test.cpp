@@ -10,6 +10,7 @@
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
 #include "record/recorder.h"
+#include "tests/common/escape_oracle.h"
 #include "tools/gpu_stack.h"
 #include "tools/recording_io.h"
 
@@ -42,6 +43,17 @@ std::unique_ptr<Recorded> record_model(const std::string& name, const std::strin
   return r;
 }
 
+// A replay target with the escape oracle between the replayer and the carve-out.
+struct GuardedTarget {
+  explicit GuardedTarget(const std::string& sku)
+      : target(sku), oracle(target.carve_out(), target.soc().gpu()) {
+    target.interpose(&oracle);
+  }
+  ~GuardedTarget() { EXPECT_EQ(oracle.escapes(), 0u) << "escape: " << oracle.first_escape(); }
+  tools::ReplayTarget target;
+  EscapeOracle oracle;
+};
+
 // Replays `input` and runs it natively; both outputs must be the same bits.
 void expect_identical(Recorded& r, tools::ReplayTarget& target, const nn::Tensor& input,
                       const std::string& what) {
@@ -69,7 +81,8 @@ TEST(NewInputs, SqueezeNetReplaysBitIdenticalToNative) {
   const nn::Tensor cat = nn::preprocess_image(shared("images/cat.jpg"), info.preprocess, w, h);
   const nn::Tensor cat2 = nn::preprocess_image(shared("images/cat.ppm"), info.preprocess, w, h);
   auto r = record_model("squeezenet", "v3d-7.1", cat);
-  tools::ReplayTarget target("v3d-7.1");
+  GuardedTarget guarded("v3d-7.1");
+  tools::ReplayTarget& target = guarded.target;
   // Inputs: the two images, then perturbations of them (noise, brightness, contrast,
   // flips, mixes), each distinct.
   std::mt19937 rng(7);
@@ -97,7 +110,8 @@ TEST(NewInputs, MnistAllDigitsOnBothSkus) {
                                   info.preprocess, info.input_shape.w, info.input_shape.h);
     };
     auto r = record_model("mnist", sku, digit(0));
-    tools::ReplayTarget target(sku);
+    GuardedTarget guarded(sku);
+    tools::ReplayTarget& target = guarded.target;
     for (int d = 0; d < 10; ++d) {
       expect_identical(*r, target, digit(d), sku + " digit " + std::to_string(d));
       if (HasFatalFailure()) return;
@@ -119,7 +133,8 @@ TEST(NewInputs, BenchGraphsWithGeneratedInputs) {
       return t;
     };
     auto r = record_model(name, "v3d-7.1", input(1));
-    tools::ReplayTarget target("v3d-7.1");
+    GuardedTarget guarded("v3d-7.1");
+    tools::ReplayTarget& target = guarded.target;
     for (uint32_t s = 2; s < 5; ++s) {
       expect_identical(*r, target, input(s), name + " seed " + std::to_string(s));
       if (HasFatalFailure()) return;

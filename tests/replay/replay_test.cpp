@@ -13,131 +13,13 @@
 #include "replay/replayer.h"
 #include "tee/soc_platform.h"
 #include "tests/common/soc_config.h"
+#include "tests/replay/workload.h"
 
 namespace rplayer::replay {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr uint32_t kN = 1024;  // floats
-
-// out[i] = in[i] * 2 + bias[i], three jobs (the second and third re-run on the output).
-Recording record_workload(const std::string& sku, const std::vector<float>& input,
-                          bool omit_weights = false) {
-  hw::ModeledSoc soc(test::test_config(sku));
-  driver::DirectHwIo io(soc.port(hw::World::Normal));
-  record::RecorderOptions opts;
-  opts.omit_weights = omit_weights;
-  record::Recorder rec(io, opts);
-  std::string err;
-  auto drv = driver::V3dDriver::probe(rec, {}, &err);
-  EXPECT_TRUE(drv) << err;
-  auto bo = [&](uint32_t size, driver::BoUsage u, bool w, const char* label, uint8_t** cpu) {
-    driver::CreateBo c;
-    c.size = size;
-    c.usage = u;
-    c.gpu_writable = w;
-    c.label = label;
-    EXPECT_EQ(drv->create_bo(c), 0);
-    uint32_t sz;
-    drv->mmap_bo(c.handle, cpu, &sz);
-    return c;
-  };
-  auto code = isa::assemble(R"(
-      unif r0
-      unif r1
-      unif r2
-      sreg r3, global_x
-      shl r4, r3, #2
-      add r5, r0, r4
-      ld r6, [r5]
-      add r5, r2, r4
-      ld r7, [r5]
-      ffma r6, r6, #2.0, r7
-      add r5, r1, r4
-      st [r5], r6
-      end
-  )");
-  EXPECT_TRUE(code.ok());
-  uint8_t *pc, *pin, *pout, *pbias, *pu1, *pu2;
-  auto c = bo(4096, driver::BoUsage::Code, false, "kernel", &pc);
-  auto in = bo(kN * 4, driver::BoUsage::Input, false, "in", &pin);
-  auto out = bo(kN * 4, driver::BoUsage::Output, true, "out", &pout);
-  auto bias = bo(kN * 4, driver::BoUsage::Weights, false, "bias", &pbias);
-  auto u1 = bo(4096, driver::BoUsage::Uniforms, false, "u1", &pu1);
-  auto u2 = bo(4096, driver::BoUsage::Uniforms, false, "u2", &pu2);
-  std::memcpy(pc, code.words.data(), code.words.size() * 8);
-  for (uint32_t i = 0; i < kN; ++i) reinterpret_cast<float*>(pbias)[i] = float(i % 7) - 3.f;
-  const uint32_t a1[3] = {in.gpu_va, out.gpu_va, bias.gpu_va};
-  const uint32_t a2[3] = {out.gpu_va, out.gpu_va, bias.gpu_va};  // in place on the output
-  std::memcpy(pu1, a1, 12);
-  std::memcpy(pu2, a2, 12);
-  std::memcpy(pin, input.data(), kN * 4);
-  rec.start();
-  for (int j = 0; j < 3; ++j) {
-    driver::SubmitCsd s;
-    s.cfg[0] = (kN / 64) << 16;
-    s.cfg[1] = 1 << 16;
-    s.cfg[2] = 1 << 16;
-    s.cfg[3] = 64;
-    s.cfg[4] = kN / 16 - 1;
-    s.cfg[5] = c.gpu_va;
-    s.cfg[6] = j == 0 ? u1.gpu_va : u2.gpu_va;
-    s.bo_handles = {c.handle, in.handle, out.handle, bias.handle, u1.handle, u2.handle};
-    EXPECT_EQ(drv->submit_csd(s), 0);
-    EXPECT_EQ(drv->wait_seqno(s.seqno, 5s), 0);
-  }
-  EXPECT_TRUE(rec.bind("in", true, in.gpu_va, kN * 4, {kN}, &err)) << err;
-  EXPECT_TRUE(rec.bind("out", false, out.gpu_va, kN * 4, {kN}, &err)) << err;
-  Recording r;
-  EXPECT_TRUE(rec.finish(&r, &err)) << err;
-  return r;
-}
-
-std::vector<float> recorded_bias() {
-  std::vector<float> v(kN);
-  for (uint32_t i = 0; i < kN; ++i) v[i] = float(i % 7) - 3.f;
-  return v;
-}
-
-std::vector<float> expected(const std::vector<float>& in,
-                            const std::vector<float>& bias = recorded_bias()) {
-  std::vector<float> v(kN);
-  for (uint32_t i = 0; i < kN; ++i) {
-    const float b = bias[i];
-    float x = in[i] * 2.f + b;
-    x = x * 2.f + b;
-    v[i] = x * 2.f + b;
-  }
-  return v;
-}
-
-std::vector<float> ramp(float scale) {
-  std::vector<float> v(kN);
-  for (uint32_t i = 0; i < kN; ++i) v[i] = float(i) * scale - 100.f;
-  return v;
-}
-
-struct ReplaySoc {
-  explicit ReplaySoc(const std::string& sku, bool secure) : soc(test::test_config(sku)) {
-    hw::SocPort& port = soc.port(secure ? hw::World::Secure : hw::World::Normal);
-    if (secure) {
-      port.write32(hw::RegBlock::Tzpc, v3d::TZPC_GPU_SECURE, 1);
-      for (int i = 0; i < 1000 && !soc.gpu().secure(); ++i) std::this_thread::sleep_for(100us);
-    }
-    const uint64_t base = secure ? soc.memory().secure_base() : 32ull << 20;
-    platform = std::make_unique<tee::SocPlatform>(port, base, 12ull << 20);
-  }
-  ReplayError run(const Recording& r, const std::vector<float>& in, std::vector<float>* out,
-                  ReplayStats* st = nullptr) {
-    out->assign(kN, -1.f);
-    TensorIn ti{"in", in.data(), kN * 4};
-    TensorOut to{"out", out->data(), kN * 4};
-    Replayer rp(*platform);
-    return rp.run(r, {&ti, 1}, {&to, 1}, st);
-  }
-  hw::ModeledSoc soc;
-  std::unique_ptr<tee::SocPlatform> platform;
-};
+using namespace rplayer::replay::test;
 
 class ReplayTest : public ::testing::TestWithParam<std::string> {};
 
@@ -177,7 +59,7 @@ TEST_P(ReplayTest, SignedFileRoundTripReplays) {
 TEST_P(ReplayTest, SessionRunsEqualFreshReplays) {
   const Recording r = record_workload(GetParam(), ramp(0.5f));
   ReplaySoc target(GetParam(), true);
-  Replayer session(*target.platform);
+  Replayer session(*target.oracle);
   const SkuIdentity gpu = r.sku;
   ReplayStats ls;
   ASSERT_TRUE(session.load(r, &gpu, {}, &ls).ok());
@@ -214,7 +96,7 @@ TEST_P(ReplayTest, OmittedWeightsComeFromTheCaller) {
   const Recording r = record_workload(GetParam(), ramp(0.5f), /*omit_weights=*/true);
   ASSERT_TRUE(r.weights_omitted);
   ReplaySoc target(GetParam(), true);
-  Replayer session(*target.platform);
+  Replayer session(*target.oracle);
   EXPECT_EQ(session.load(r, &r.sku, {}, nullptr).code, ReplayCode::MissingWeights);
   for (const std::vector<float>& bias : {recorded_bias(), ramp(0.25f)}) {
     const TensorIn weights{"bias", bias.data(), kN * 4};
@@ -237,7 +119,7 @@ TEST(Replay, SessionSurvivesAFailedRunAndAWorldSwitch) {
   for (auto& a : r.actions)
     if (a.op == ActionOp::WaitIrq) a.timeout_us = 100000;  // keep the test short
   ReplaySoc target("v3d-7.1", true);
-  Replayer session(*target.platform);
+  Replayer session(*target.oracle);
   ASSERT_TRUE(session.load(r, nullptr, {}, nullptr).ok());
   auto run = [&](float scale, std::vector<float>* out) {
     out->assign(kN, -1.f);
@@ -292,7 +174,7 @@ TEST(Replay, SessionRestoresReadOnlyPagesALaterLoadChanged) {
   a.count = 1;
   r.actions.push_back(a);
   ReplaySoc target("v3d-7.1", true);
-  Replayer session(*target.platform);
+  Replayer session(*target.oracle);
   ASSERT_TRUE(session.load(r, nullptr, {}, nullptr).ok());
   for (float scale : {1.f, 4.f, -2.f}) {
     std::vector<float> out(kN, -1.f);
@@ -352,7 +234,8 @@ TEST(Replay, MmuFaultEndsInACleanError) {
   std::vector<float> out;
   const ReplayError e = target.run(r, ramp(1.f), &out);
   EXPECT_EQ(e.code, ReplayCode::GpuFault);
-  EXPECT_EQ(e.got, 0x7000000u) << "the faulting address";
+  EXPECT_EQ(e.address, 0x7000000u) << "the faulting address";
+  EXPECT_STREQ(e.what, "MMU: access to an unmapped page");
   EXPECT_TRUE(target.platform->pool_is_clean());
 }
 
