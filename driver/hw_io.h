@@ -40,6 +40,15 @@ enum class BoUsage : uint8_t {
 };
 std::string_view bo_usage_name(BoUsage u);
 
+// Where a Weights buffer's contents come from: its first `length` bytes are exactly the
+// bytes at `offset` of the model file `model` (the rest of the buffer is zero). A recorder
+// turns this into a binding that the device's own copy of the model can satisfy.
+struct WeightSource {
+  std::string_view model;  // the model file's path (or the name its bytes were given)
+  uint64_t offset = 0;     // bytes into the file
+  uint64_t length = 0;     // bytes
+};
+
 struct BoInfo {
   uint32_t handle = 0;
   uint32_t gpu_va = 0;
@@ -49,6 +58,10 @@ struct BoInfo {
   std::string_view label;      // the creator's name for it (tensor, kernel)
   const uint64_t* pages = nullptr;  // physical address of each page
   uint32_t num_pages = 0;
+  // Weights only: the model-file range the buffer holds; nullptr for Weights the stack
+  // derived itself (e.g. codebook-quantized ncnn weights decoded on the CPU), which no
+  // model file contains as is.
+  const WeightSource* weight_source = nullptr;
 };
 
 enum class SyncPoint : uint8_t {

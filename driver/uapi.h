@@ -28,6 +28,10 @@ struct CreateBo {
   BoUsage usage = BoUsage::Scratch;
   bool gpu_writable = true;
   std::string label;
+  // Weights filled with a byte range of a model file; reported in BoInfo::weight_source.
+  bool has_weight_source = false;
+  std::string weight_model;
+  uint64_t weight_offset = 0, weight_length = 0;
   // out
   uint32_t handle = 0;
   uint32_t gpu_va = 0;

@@ -299,6 +299,11 @@ int V3dDriver::create_bo(CreateBo& args) {
   bo->info.label = bo->label;
   bo->info.pages = bo->pages.data();
   bo->info.num_pages = npages;
+  if (args.has_weight_source) {
+    bo->weight_model = args.weight_model;
+    bo->weight_source = {bo->weight_model, args.weight_offset, args.weight_length};
+    bo->info.weight_source = &bo->weight_source;
+  }
   {
     std::lock_guard lk(bo_mu_);
     bo->info.handle = next_handle_++;

@@ -92,6 +92,8 @@ class V3dDriver {
   struct Bo {
     BoInfo info;
     std::string label;
+    std::string weight_model;  // backs weight_source.model
+    WeightSource weight_source;
     std::vector<uint64_t> pages;
     uint8_t* cpu = nullptr;
     uint64_t last_seqno = 0;

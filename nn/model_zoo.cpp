@@ -137,7 +137,7 @@ Model load_model(const std::string& name) {
     m.graph = load_onnx(m.info.path);
   } else {
     m.graph = load_ncnn_param(m.info.path);
-    if (m.info.generated_weights) generate_weights(m.graph);
+    if (m.info.generated_weights) generate_weights_file(m.graph, name);
     else load_ncnn_bin(m.graph, m.info.bin_path);
   }
   if (!m.info.input_shape.empty()) m.graph.infer_shapes({{m.info.input_blob, m.info.input_shape}});

@@ -215,30 +215,37 @@ class ParamParser {
 
 class BinReader {
  public:
-  BinReader(const std::vector<uint8_t>& bin, const std::string& source)
-      : bin_(bin), source_(source) {}
+  explicit BinReader(std::shared_ptr<const ModelFile> file)
+      : file_(std::move(file)), bin_(file_->bytes), source_(file_->path) {}
 
+  // The decoded floats, with the stored range they came from when the GPU can upload
+  // that range as is (fp32 and fp16 storage; not the codebook-quantized form).
   Tensor read(const Layer& l, const WeightSpec& spec) {
     const size_t count = spec.shape.total();
     std::vector<float> v(count);
     if (!spec.tagged) {
+      const size_t at = pos_;
       read_floats(l, spec, "fp32 data", v.data(), count);
-      return Tensor(spec.shape, std::move(v), spec.name);
+      return stored(spec, std::move(v), at, StorageType::kFloat32);
     }
     uint32_t tag;
     take(l, spec, "storage tag", &tag, 4);
     uint8_t f[4];
     std::memcpy(f, &tag, 4);
+    const size_t at = pos_;
     if (tag == kTagFp16) {
       std::vector<uint16_t> half((count * 2 + 3) / 4 * 2);
       take(l, spec, "fp16 data", half.data(), (count * 2 + 3) / 4 * 4);
       for (size_t i = 0; i < count; i++) v[i] = half_to_float(half[i]);
+      return stored(spec, std::move(v), at, StorageType::kFloat16);
     } else if (tag == kTagInt8) {
       fail(l, spec, "int8 weights are not supported");
     } else if (tag == kTagFp32Scaled) {
       read_floats(l, spec, "fp32 data", v.data(), count);
+      return stored(spec, std::move(v), at, StorageType::kFloat32);
     } else if (f[0] + f[1] + f[2] + f[3] != 0) {
-      // 256-entry codebook, then one byte index per weight.
+      // 256-entry codebook, then one byte index per weight. Decoded here: no stored
+      // range holds the floats, so the GPU gets them as derived data.
       float table[256];
       take(l, spec, "quantization table", table, sizeof table);
       std::vector<uint8_t> index((count + 3) / 4 * 4);
@@ -246,6 +253,7 @@ class BinReader {
       for (size_t i = 0; i < count; i++) v[i] = table[index[i]];
     } else {
       read_floats(l, spec, "fp32 data", v.data(), count);
+      return stored(spec, std::move(v), at, StorageType::kFloat32);
     }
     return Tensor(spec.shape, std::move(v), spec.name);
   }
@@ -272,6 +280,19 @@ class BinReader {
                      "' (" + std::to_string(spec.shape.total()) + " values): " + msg);
   }
 
+  Tensor stored(const WeightSpec& spec, std::vector<float> v, size_t at, StorageType storage) {
+    Tensor t(spec.shape, std::move(v), spec.name);
+    auto src = std::make_shared<WeightSource>();
+    src->file = file_;
+    src->offset = at;
+    src->count = t.size();
+    src->storage = storage;
+    src->length = src->count * storage_element_size(storage);
+    t.set_source(std::move(src));
+    return t;
+  }
+
+  std::shared_ptr<const ModelFile> file_;
   const std::vector<uint8_t>& bin_;
   const std::string& source_;
   size_t pos_ = 0;
@@ -297,19 +318,24 @@ Graph load_ncnn_param(const std::string& param_path) {
                           param_path);
 }
 
-void parse_ncnn_bin(Graph& graph, const std::vector<uint8_t>& bin, const std::string& source) {
-  BinReader reader(bin, source);
+void parse_ncnn_bin(Graph& graph, std::shared_ptr<const ModelFile> bin) {
+  BinReader reader(bin);
   for (Layer& l : graph.layers()) {
     l.weights.clear();
     for (const WeightSpec& spec : weight_specs(l)) l.weights.push_back(reader.read(l, spec));
   }
   if (reader.remaining() != 0)
-    throw ModelError(source + ": " + std::to_string(reader.remaining()) +
+    throw ModelError(bin->path + ": " + std::to_string(reader.remaining()) +
                      " bytes left after the last layer's weights (wrong .param for this .bin?)");
 }
 
+void parse_ncnn_bin(Graph& graph, const std::vector<uint8_t>& bin, const std::string& source) {
+  parse_ncnn_bin(graph, std::make_shared<const ModelFile>(ModelFile{source, bin}));
+}
+
 void load_ncnn_bin(Graph& graph, const std::string& bin_path) {
-  parse_ncnn_bin(graph, read_file_bytes(bin_path), bin_path);
+  parse_ncnn_bin(graph, std::make_shared<const ModelFile>(
+                            ModelFile{bin_path, read_file_bytes(bin_path)}));
 }
 
 Graph load_ncnn(const std::string& param_path, const std::string& bin_path) {

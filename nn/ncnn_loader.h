@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,7 +17,9 @@ namespace rplayer::nn {
 Graph parse_ncnn_param(std::string_view text, const std::string& source);
 Graph load_ncnn_param(const std::string& param_path);
 
-// Fills every layer's weights from .bin bytes, in layer order.
+// Fills every layer's weights from .bin bytes, in layer order. Each weight remembers
+// its stored range in the .bin (Tensor::source) unless it is codebook-quantized.
+void parse_ncnn_bin(Graph& graph, std::shared_ptr<const ModelFile> bin);
 void parse_ncnn_bin(Graph& graph, const std::vector<uint8_t>& bin, const std::string& source);
 void load_ncnn_bin(Graph& graph, const std::string& bin_path);
 

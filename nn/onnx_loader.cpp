@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <numeric>
 
 #include "nn/layer_params.h"
@@ -18,12 +21,132 @@ namespace {
 
 using Dims = std::vector<int64_t>;
 
-// A constant (initializer or Constant node); values converted to float.
+// A constant (initializer or Constant node); values converted to float. `source` is the
+// model-file range the values are stored in (fp32 raw_data), kept while they pass through
+// unchanged (Identity, Reshape-like folds), nullptr for values converted or computed.
 struct Const {
   Dims dims;
   std::vector<float> v;
+  std::shared_ptr<const WeightSource> source;
   size_t count() const { return v.size(); }
 };
+
+// Byte range of a field's payload in the serialized model.
+struct ByteRange {
+  uint64_t offset = 0, length = 0;
+};
+
+// Where the raw_data of each tensor lies in the model file: protobuf's parser copies the
+// bytes, so the wire format is walked once more for their offsets (ModelProto.graph = 7;
+// GraphProto.node = 1, .initializer = 5; NodeProto.attribute = 5; AttributeProto.t = 5;
+// TensorProto.raw_data = 9). Anything unexpected just leaves a tensor without a range.
+class RawDataRanges {
+ public:
+  explicit RawDataRanges(const std::vector<uint8_t>& bytes) : base_(bytes.data()) {
+    fields(base_, base_ + bytes.size(), [&](uint32_t f, const uint8_t* b, const uint8_t* e) {
+      if (f == 7) graph(b, e);
+    });
+  }
+  const ByteRange* initializer(size_t i) const {
+    auto it = initializers_.find(i);
+    return it == initializers_.end() ? nullptr : &it->second;
+  }
+  const ByteRange* attribute(size_t node, size_t attr) const {
+    auto it = attributes_.find({node, attr});
+    return it == attributes_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  using Visit = std::function<void(uint32_t field, const uint8_t* begin, const uint8_t* end)>;
+
+  static bool varint(const uint8_t*& p, const uint8_t* end, uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && p < end; shift += 7) {
+      const uint8_t b = *p++;
+      *v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+
+  // Calls visit for every length-delimited field of the message in [p, end).
+  static void fields(const uint8_t* p, const uint8_t* end, const Visit& visit) {
+    while (p < end) {
+      uint64_t key, n;
+      if (!varint(p, end, &key)) return;
+      switch (key & 7) {
+        case 0:
+          if (!varint(p, end, &n)) return;
+          break;
+        case 1:
+          p += 8;
+          break;
+        case 5:
+          p += 4;
+          break;
+        case 2:
+          if (!varint(p, end, &n) || n > uint64_t(end - p)) return;
+          visit(uint32_t(key >> 3), p, p + n);
+          p += n;
+          break;
+        default:
+          return;  // groups: not used by ONNX
+      }
+    }
+  }
+
+  // raw_data, else packed float_data (field 4): both are the values as little-endian
+  // fp32 bytes in the file (the caller checks which one the tensor has).
+  std::optional<ByteRange> raw_data(const uint8_t* b, const uint8_t* e) const {
+    std::optional<ByteRange> raw, packed;
+    fields(b, e, [&](uint32_t f, const uint8_t* rb, const uint8_t* re) {
+      if (f == 9) raw = ByteRange{uint64_t(rb - base_), uint64_t(re - rb)};
+      if (f == 4) packed = ByteRange{uint64_t(rb - base_), uint64_t(re - rb)};
+    });
+    return raw ? raw : packed;
+  }
+
+  void graph(const uint8_t* b, const uint8_t* e) {
+    size_t nodes = 0, inits = 0;
+    fields(b, e, [&](uint32_t f, const uint8_t* fb, const uint8_t* fe) {
+      if (f == 5) {
+        if (auto r = raw_data(fb, fe)) initializers_[inits] = *r;
+        ++inits;
+      } else if (f == 1) {
+        size_t attrs = 0;
+        fields(fb, fe, [&](uint32_t af, const uint8_t* ab, const uint8_t* ae) {
+          if (af != 5) return;
+          fields(ab, ae, [&](uint32_t tf, const uint8_t* tb, const uint8_t* te) {
+            if (tf != 5) return;
+            if (auto r = raw_data(tb, te)) attributes_[{nodes, attrs}] = *r;
+          });
+          ++attrs;
+        });
+        ++nodes;
+      }
+    });
+  }
+
+  const uint8_t* base_;
+  std::map<size_t, ByteRange> initializers_;
+  std::map<std::pair<size_t, size_t>, ByteRange> attributes_;
+};
+
+// The stored range of a fp32 tensor read as the transpose of a [rows][count / rows] matrix.
+std::shared_ptr<const WeightSource> transposed(const std::shared_ptr<const WeightSource>& s,
+                                               int rows) {
+  if (!s || s->transposed_rows != 0) return nullptr;
+  auto t = std::make_shared<WeightSource>(*s);
+  t->transposed_rows = uint32_t(rows);
+  return t;
+}
+
+Tensor weight_tensor(Shape shape, std::vector<float> v, std::string name,
+                     std::shared_ptr<const WeightSource> source) {
+  Tensor t(shape, std::move(v), std::move(name));
+  t.set_source(std::move(source));
+  return t;
+}
 
 int64_t product(const Dims& d) {
   return std::accumulate(d.begin(), d.end(), int64_t(1), std::multiplies<>());
@@ -37,8 +160,8 @@ std::string dims_str(const Dims& d) {
 
 class Converter {
  public:
-  Converter(const onnx::ModelProto& model, std::string source)
-      : model_(model), source_(std::move(source)) {
+  Converter(const onnx::ModelProto& model, std::shared_ptr<const ModelFile> file)
+      : model_(model), source_(file->path), file_(std::move(file)), ranges_(file_->bytes) {
     g_.source = source_;
     for (const auto& op : model.opset_import())
       if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = int(op.version());
@@ -46,11 +169,15 @@ class Converter {
 
   Graph convert() {
     const onnx::GraphProto& graph = model_.graph();
-    for (const onnx::TensorProto& t : graph.initializer()) consts_[t.name()] = to_const(t, "");
+    for (int i = 0; i < graph.initializer_size(); i++) {
+      const onnx::TensorProto& t = graph.initializer(i);
+      consts_[t.name()] = to_const(t, "", ranges_.initializer(size_t(i)));
+    }
     for (const onnx::ValueInfoProto& in : graph.input())
       if (!consts_.count(in.name())) add_input(in);
     for (int i = 0; i < graph.node_size(); i++) {
       node_ = &graph.node(i);
+      node_index_ = size_t(i);
       node_name_ = node_->name().empty() ? node_->op_type() + "_" + std::to_string(i)
                                          : node_->name();
       convert_node();
@@ -78,7 +205,7 @@ class Converter {
   }
 
   // ---- tensors -------------------------------------------------------------------
-  Const to_const(const onnx::TensorProto& t, const std::string& where) {
+  Const to_const(const onnx::TensorProto& t, const std::string& where, const ByteRange* stored) {
     Const c;
     for (int64_t d : t.dims()) c.dims.push_back(d);
     const int64_t n = product(c.dims);
@@ -121,6 +248,24 @@ class Converter {
     if (int64_t(c.v.size()) != n)
       fail("tensor '" + t.name() + "'" + where + " has " + std::to_string(c.v.size()) +
            " values for dims " + dims_str(c.dims));
+    // fp32 raw_data and packed float_data are the values as stored, little-endian fp32
+    // bytes in the file; the integer / double types are converted here, so they have no
+    // source. The range is checked against what protobuf parsed.
+    const void* parsed = raw.empty() ? static_cast<const void*>(t.float_data().data())
+                                     : static_cast<const void*>(raw.data());
+    const uint64_t parsed_bytes = raw.empty() ? uint64_t(t.float_data_size()) * 4 : raw.size();
+    if (stored && t.data_type() == onnx::TensorProto::FLOAT && n > 0 &&
+        parsed_bytes == uint64_t(n) * 4 && stored->length == parsed_bytes &&
+        stored->offset + stored->length <= file_->bytes.size() &&
+        std::memcmp(file_->bytes.data() + stored->offset, parsed, parsed_bytes) == 0) {
+      auto src = std::make_shared<WeightSource>();
+      src->file = file_;
+      src->offset = stored->offset;
+      src->length = stored->length;
+      src->storage = StorageType::kFloat32;
+      src->count = uint64_t(n);
+      c.source = std::move(src);
+    }
     return c;
   }
 
@@ -227,7 +372,8 @@ class Converter {
   }
 
   // A constant as a MemoryData blob with the ncnn shape of `dims` minus the batch.
-  std::string memory_data(const std::string& name, const Dims& dims, const std::vector<float>& v) {
+  std::string memory_data(const std::string& name, const Dims& dims, const std::vector<float>& v,
+                          std::shared_ptr<const WeightSource> source) {
     const std::string b = name + "_memorydata";
     if (g_.find_blob(b) >= 0) return b;
     std::vector<int> e;
@@ -240,7 +386,7 @@ class Converter {
     if (s.dims >= 2) p.set_int(1, s.h);
     if (s.dims >= 3) p.set_int(2, s.c);
     if (s.dims == 4) p.set_int(11, s.d);
-    add_layer("MemoryData", b, {}, {b}, p, {Tensor(s, v, "data")});
+    add_layer("MemoryData", b, {}, {b}, p, {weight_tensor(s, v, "data", std::move(source))});
     return b;
   }
 
@@ -291,7 +437,10 @@ class Converter {
     const auto* a = attr("value");
     if (a) {
       if (a->type() != onnx::AttributeProto::TENSOR) fail_attr("value", "expected a tensor");
-      consts_[out_name()] = to_const(a->t(), " (attribute 'value')");
+      size_t attr_index = 0;
+      while (&node_->attribute(int(attr_index)) != a) ++attr_index;
+      consts_[out_name()] =
+          to_const(a->t(), " (attribute 'value')", ranges_.attribute(node_index_, attr_index));
       return;
     }
     if ((a = attr("value_float"))) consts_[out_name()] = Const{{}, {a->f()}};
@@ -359,6 +508,7 @@ class Converter {
       }
       c.v = std::move(v);
       c.dims = out;
+      c.source = nullptr;  // reordered: no longer the stored order
     }
     consts_[out_name()] = std::move(c);
   }
@@ -468,12 +618,12 @@ class Converter {
     p.set_int(3, int(st[1]));
     p.set_int(13, int(st[0]));
     set_pads(p, 4, 15, 14, 16, false);
-    std::vector<Tensor> weights{Tensor(Shape::vec(int(w.count())), w.v, "weight")};
+    std::vector<Tensor> weights{weight_tensor(Shape::vec(int(w.count())), w.v, "weight", w.source)};
     if (has_input(2)) {
       const Const& b = constant(2, "B");
       if (int64_t(b.count()) != M) fail("bias B has " + std::to_string(b.count()) + " values");
       p.set_int(5, 1);
-      weights.emplace_back(Shape::vec(M), b.v, "bias");
+      weights.push_back(weight_tensor(Shape::vec(M), b.v, "bias", b.source));
     }
     p.set_int(6, int(w.count()));
     std::string type = "Convolution";
@@ -569,16 +719,20 @@ class Converter {
   }
 
   // y = x W^T (+ b) for a dynamic [1, K] or [1, S, K] x and a constant weight.
+  // w_source / bias_source: where w_nk / bias are stored as they are (or transposed).
   void inner_product(const std::string& x, std::vector<float> w_nk, int N,
-                     const std::vector<float>* bias) {
+                     const std::vector<float>* bias,
+                     std::shared_ptr<const WeightSource> w_source = nullptr,
+                     std::shared_ptr<const WeightSource> bias_source = nullptr) {
     ParamDict p;
     const int size = int(w_nk.size());
     p.set_int(0, N);
     p.set_int(2, size);
-    std::vector<Tensor> weights{Tensor(Shape::vec(size), std::move(w_nk), "weight")};
+    std::vector<Tensor> weights{
+        weight_tensor(Shape::vec(size), std::move(w_nk), "weight", std::move(w_source))};
     if (bias) {
       p.set_int(1, 1);
-      weights.emplace_back(Shape::vec(N), *bias, "bias");
+      weights.push_back(weight_tensor(Shape::vec(N), *bias, "bias", std::move(bias_source)));
     }
     add_layer("InnerProduct", node_name_, {x}, {out_name()}, p, std::move(weights));
   }
@@ -604,7 +758,13 @@ class Converter {
         fail("C " + dims_str(c.dims) + " does not broadcast to [1, " + std::to_string(N) + "]");
       for (int n = 0; n < N; n++) bias.push_back(beta * c.v[c.count() == 1 ? 0 : n]);
     }
-    inner_product(a, std::move(w), N, has_input(2) ? &bias : nullptr);
+    // alpha = beta = 1 leave the values as stored (B^T read in place when not transB).
+    std::shared_ptr<const WeightSource> w_source, bias_source;
+    if (alpha == 1.f) w_source = transB ? b.source : transposed(b.source, N);
+    if (has_input(2) && beta == 1.f && int64_t(constant(2, "C").count()) == N)
+      bias_source = constant(2, "C").source;
+    inner_product(a, std::move(w), N, has_input(2) ? &bias : nullptr, std::move(w_source),
+                  std::move(bias_source));
   }
 
   void matmul() {
@@ -619,7 +779,7 @@ class Converter {
       std::vector<float> w(size_t(N) * K);
       for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) w[size_t(n) * K + k] = b.v[size_t(k) * N + n];
-      return inner_product(a, std::move(w), N, nullptr);
+      return inner_product(a, std::move(w), N, nullptr, transposed(b.source, N));
     }
     const std::string b = dynamic(1);
     if (shape_of(a).dims != 2 || shape_of(b).dims != 2)
@@ -676,7 +836,7 @@ class Converter {
       full[axis + i] = kd[i];
     }
     if (full[0] != 1) fail("constant " + dims_str(kd) + " broadcasts over the batch axis");
-    const std::string m = memory_data(node_->input(c0 ? 0 : 1), full, k.v);
+    const std::string m = memory_data(node_->input(c0 ? 0 : 1), full, k.v, k.source);
     p.set_int(0, type);
     add_layer("BinaryOp", node_name_, c0 ? std::vector<std::string>{m, x}
                                          : std::vector<std::string>{x, m},
@@ -695,8 +855,10 @@ class Converter {
     p.set_int(0, c);
     p.set_float(1, attr_float("epsilon", 1e-5f));
     add_layer("BatchNorm", node_name_, {x}, {out_name()}, p,
-              {Tensor(Shape::vec(c), scale.v, "slope"), Tensor(Shape::vec(c), mean.v, "mean"),
-               Tensor(Shape::vec(c), var.v, "var"), Tensor(Shape::vec(c), b.v, "bias")});
+              {weight_tensor(Shape::vec(c), scale.v, "slope", scale.source),
+               weight_tensor(Shape::vec(c), mean.v, "mean", mean.source),
+               weight_tensor(Shape::vec(c), var.v, "var", var.source),
+               weight_tensor(Shape::vec(c), b.v, "bias", b.source)});
   }
 
   void flatten() {
@@ -792,7 +954,7 @@ class Converter {
         const Const& k = consts_.at(node_->input(i));
         if (int(k.dims.size()) != rank || k.dims[0] != 1)
           fail("constant input " + std::to_string(i) + " " + dims_str(k.dims) + " must be batch-1 of rank " + std::to_string(rank));
-        ins.push_back(memory_data(node_->input(i), k.dims, k.v));
+        ins.push_back(memory_data(node_->input(i), k.dims, k.v, k.source));
       } else {
         ins.push_back(dynamic(i));
       }
@@ -853,6 +1015,9 @@ class Converter {
 
   const onnx::ModelProto& model_;
   std::string source_;
+  std::shared_ptr<const ModelFile> file_;
+  RawDataRanges ranges_;
+  size_t node_index_ = 0;
   Graph g_;
   int opset_ = 1;
   std::map<std::string, Const> consts_;
@@ -870,7 +1035,7 @@ Graph parse_onnx(const std::vector<uint8_t>& bytes, const std::string& source) {
     throw ModelError(source + ": not a valid ONNX model (protobuf parse failed)");
   if (!model.has_graph() || model.graph().node_size() == 0)
     throw ModelError(source + ": ONNX model has no graph nodes");
-  return Converter(model, source).convert();
+  return Converter(model, std::make_shared<const ModelFile>(ModelFile{source, bytes})).convert();
 }
 
 Graph load_onnx(const std::string& path) { return parse_onnx(read_file_bytes(path), path); }

@@ -88,3 +88,35 @@ float half_to_float(uint16_t h) {
 }
 
 }  // namespace rplayer::nn
+
+namespace rplayer::nn {
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000;
+  const uint32_t abs = x & 0x7fffffff;
+  if (abs > 0x7f800000) return uint16_t(sign | 0x7e00 | ((abs >> 13) & 0x3ff));  // NaN
+  if (abs >= 0x477ff000) return uint16_t(sign | 0x7c00);  // >= 65520 rounds to infinity
+  if (abs < 0x38800000) {
+    // Zero or a half subnormal (units of 2^-24): the scaling is exact, nearbyint rounds
+    // to nearest even; 1024 units is the smallest normal half, which the bits also spell.
+    float a;
+    std::memcpy(&a, &abs, 4);
+    return uint16_t(sign | uint32_t(std::nearbyint(a * 16777216.f)));
+  }
+  uint32_t h = (((abs >> 23) - 112) << 10) | ((abs & 0x7fffff) >> 13);
+  const uint32_t rest = abs & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;  // a carry moves into the exponent
+  return uint16_t(sign | h);
+}
+
+const char* storage_type_name(StorageType t) {
+  switch (t) {
+    case StorageType::kFloat32: return "fp32";
+    case StorageType::kFloat16: return "fp16";
+  }
+  return "?";
+}
+
+}  // namespace rplayer::nn

@@ -5,9 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
+
+#include "nn/weight_source.h"
 
 namespace rplayer::nn {
 
@@ -77,14 +80,23 @@ class Tensor {
 
   bool all_finite() const;
 
+  // Where a weight's values are stored in its model file; nullptr for computed tensors
+  // and for weights whose stored form the GPU cannot decode (they are uploaded as the
+  // decoded floats, marked as derived). Whoever changes the values must drop the source.
+  const WeightSource* source() const { return source_.get(); }
+  void set_source(std::shared_ptr<const WeightSource> s) { source_ = std::move(s); }
+
  private:
   std::string name_;
   Shape shape_;
   DType dtype_ = DType::kFloat32;
   std::vector<float> data_;
+  std::shared_ptr<const WeightSource> source_;
 };
 
 // IEEE half to float (ncnn stores most weights as fp16).
 float half_to_float(uint16_t h);
+// Float to IEEE half, rounded to nearest even (overflow to infinity, NaN stays NaN).
+uint16_t float_to_half(float f);
 
 }  // namespace rplayer::nn

@@ -91,7 +91,26 @@ Buffer Device::create_buffer(uint32_t bytes, driver::BoUsage usage, const std::s
 
 Buffer Device::create_buffer(uint32_t bytes, driver::BoUsage usage, const std::string& label,
                              bool gpu_writable) {
+  return create_buffer(bytes, usage, label, gpu_writable, nullptr);
+}
+
+Buffer Device::create_buffer(uint32_t bytes, const std::string& label, const WeightRange& source) {
+  if (source.length > bytes)
+    throw Error("weights buffer '" + label + "': source range of " +
+                std::to_string(source.length) + " bytes does not fit in " +
+                std::to_string(bytes) + " bytes");
+  return create_buffer(bytes, driver::BoUsage::Weights, label, false, &source);
+}
+
+Buffer Device::create_buffer(uint32_t bytes, driver::BoUsage usage, const std::string& label,
+                             bool gpu_writable, const WeightRange* source) {
   driver::CreateBo c;
+  if (source) {
+    c.has_weight_source = true;
+    c.weight_model = source->model;
+    c.weight_offset = source->offset;
+    c.weight_length = source->length;
+  }
   c.size = bytes;
   c.usage = usage;
   c.gpu_writable = gpu_writable;

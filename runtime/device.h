@@ -37,6 +37,14 @@ struct DeviceInfo {
   bool cfg4_minus_one = false;  // informational: the driver converts CFG4
 };
 
+// The model-file byte range a Weights buffer is filled with; reported to the driver's
+// HwIo as driver::BoInfo::weight_source, for recorders to bind the buffer to the model.
+struct WeightRange {
+  std::string model;  // the model file's path (or the name its bytes were given)
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 class Buffer {
  public:
   Buffer() = default;
@@ -105,6 +113,9 @@ class Device {
   Buffer create_buffer(uint32_t bytes, driver::BoUsage usage, const std::string& label);
   Buffer create_buffer(uint32_t bytes, driver::BoUsage usage, const std::string& label,
                        bool gpu_writable);
+  // A read-only Weights buffer of `bytes` bytes that the caller fills with the model-file
+  // range `source` (at offset 0; source.length <= bytes, the rest stays zero).
+  Buffer create_buffer(uint32_t bytes, const std::string& label, const WeightRange& source);
   template <class T>
   Buffer upload_buffer(const std::vector<T>& data, driver::BoUsage usage,
                        const std::string& label) {
@@ -117,6 +128,9 @@ class Device {
   [[noreturn]] void fail(const std::string& what) const;
 
  private:
+  Buffer create_buffer(uint32_t bytes, driver::BoUsage usage, const std::string& label,
+                       bool gpu_writable, const WeightRange* source);
+
   driver::V3dDriver& drv_;
   DeviceInfo info_;
   jit::Target target_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "nn/model_error.h"
 #include "runtime/jit/shader_cache.h"
 
 namespace rplayer::nn::gpu {
@@ -20,14 +21,21 @@ Value flat_index(KernelBuilder& kb) {
   return kb.workgroup_id(1) * kb.num_workgroups(0) * kb.workgroup_size() + kb.global_id_x();
 }
 
-Grid flat_grid(OpContext& ctx, const jit::Kernel& kernel, uint64_t invocations,
+Grid flat_grid(runtime::Device& dev, const jit::Kernel& kernel, uint64_t invocations,
                const jit::Specialization& spec) {
-  const uint32_t wg = ctx.compile(kernel, spec).compiled.wg_size;
+  const uint32_t wg = dev.shaders().get(kernel, spec).compiled.wg_size;
   const uint64_t groups = std::max<uint64_t>((invocations + wg - 1) / wg, 1);
   if (groups <= kMaxGridDim) return Grid::workgroups(uint32_t(groups));
   const uint64_t rows = (groups + kMaxGridDim - 1) / kMaxGridDim;
-  if (rows > kMaxGridDim) ctx.unsupported("a blob of " + std::to_string(invocations) + " elements");
+  if (rows > kMaxGridDim)
+    throw ModelError("a blob of " + std::to_string(invocations) +
+                     " elements is not supported on the GPU");
   return Grid::workgroups(uint32_t((groups + rows - 1) / rows), uint32_t(rows));
+}
+
+Grid flat_grid(OpContext& ctx, const jit::Kernel& kernel, uint64_t invocations,
+               const jit::Specialization& spec) {
+  return flat_grid(ctx.device(), kernel, invocations, spec);
 }
 
 Value load_n(KernelBuilder& kb, const Value& addr, int width) {

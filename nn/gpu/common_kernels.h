@@ -21,6 +21,8 @@ jit::Value flat_index(jit::KernelBuilder& kb);
 // The grid for flat_index() covering `invocations` (compiles the kernel for its size).
 runtime::Grid flat_grid(OpContext& ctx, const jit::Kernel& kernel, uint64_t invocations,
                         const jit::Specialization& spec = {});
+runtime::Grid flat_grid(runtime::Device& dev, const jit::Kernel& kernel, uint64_t invocations,
+                        const jit::Specialization& spec = {});
 
 // Loads 1 or 4 consecutive floats; the components of a loaded value.
 jit::Value load_n(jit::KernelBuilder& kb, const jit::Value& addr, int width);

@@ -10,6 +10,7 @@
 #include "nn/gpu/common_kernels.h"
 #include "nn/gpu/op_context.h"
 #include "nn/gpu/op_registry.h"
+#include "nn/gpu/weight_store.h"
 #include "nn/layer_params.h"
 #include "nn/model_error.h"
 #include "runtime/command_buffer.h"
@@ -71,6 +72,9 @@ struct GpuExecutor::Impl {
   std::map<int, const runtime::Buffer*> output_copies;
 
   std::deque<runtime::Buffer> buffers;  // blobs, weights, scratch: stable addresses
+  // The prepare phase (weights as stored -> what the kernels read), then the inference.
+  std::unique_ptr<runtime::CommandBuffer> prepare;
+  std::unique_ptr<gpu::WeightStore> weights;
   std::unique_ptr<runtime::CommandBuffer> cb;
   uint64_t bytes = 0;
 
@@ -200,6 +204,8 @@ void GpuExecutor::Impl::plan() {
 
 void GpuExecutor::Impl::allocate() {
   const Graph& g = graph;
+  prepare = std::make_unique<runtime::CommandBuffer>(dev, opts.label + ".prepare");
+  weights = std::make_unique<gpu::WeightStore>(dev, *prepare, buffers);
   const size_t nb = g.blobs().size();
   // Graph outputs get their own Output buffer when they own their memory (or are a whole
   // view of memory computed here); others are copied into one at the end.
@@ -228,9 +234,7 @@ void GpuExecutor::Impl::allocate() {
         const Tensor* data = l.weight("data");
         if (!data || data->size() != blob.shape.total())
           throw ModelError(layer_prefix(l) + "weight 'data' does not match the blob");
-        runtime::Buffer buf = dev.create_buffer(size, driver::BoUsage::Weights, l.name + "/data");
-        buf.upload(data->values());
-        storage[b] = &own(std::move(buf));
+        storage[b] = &weights->floats(l.name + "/data", data, uint32_t(data->size()));
         break;
       }
       case Kind::kComputed: {
@@ -269,7 +273,7 @@ void GpuExecutor::Impl::record() {
     for (int b : l.inputs) in.push_back(refs[b]);
     for (size_t i = 0; i < l.outputs.size(); ++i)
       out.push_back(refs[i == 0 && redirect[li] >= 0 ? redirect[li] : l.outputs[i]]);
-    gpu::OpContext ctx(dev, *cb, buffers, l, std::move(in), std::move(out), fused[li]);
+    gpu::OpContext ctx(dev, *cb, buffers, *weights, l, std::move(in), std::move(out), fused[li]);
     try {
       gpu::find_gpu_op(l.type)->encode(ctx);
     } catch (const ModelError& e) {
@@ -284,10 +288,11 @@ void GpuExecutor::Impl::record() {
     copy.type = "Copy";
     copy.name = g.blob(o).name;
     const BlobRef dst{buf, 0, g.blob(o).shape};
-    gpu::OpContext ctx(dev, *cb, buffers, copy, {refs[o]}, {dst}, {});
+    gpu::OpContext ctx(dev, *cb, buffers, *weights, copy, {refs[o]}, {dst}, {});
     gpu::dispatch_copy(ctx, refs[o], dst, {.X = uint32_t(dst.count())});
   }
-  // The uniform buffer now, so that the first run's job stream is the same as any other's.
+  // The uniform buffers now, so that the first run's job stream is the same as any other's.
+  prepare->seal();
   cb->seal();
   for (const runtime::Buffer& b : buffers) bytes += b.size();
 }
@@ -308,7 +313,8 @@ std::map<std::string, Tensor> GpuExecutor::run(const std::map<std::string, Tenso
   const Graph& g = m.graph;
   std::lock_guard<std::mutex> lock(m.mu);
   GpuRunStats st;
-  st.dispatches = m.cb->dispatches().size();
+  st.prepare_dispatches = m.prepare->dispatches().size();
+  st.dispatches = st.prepare_dispatches + m.cb->dispatches().size();
 
   // Requested blobs first, so that a bad name fails before any GPU work.
   std::vector<int> wanted;
@@ -339,6 +345,14 @@ std::map<std::string, Tensor> GpuExecutor::run(const std::map<std::string, Tenso
   }
   st.upload_ms = ms_since(t0);
 
+  // The prepare phase runs every time: its outputs are GPU-written Scratch, which the
+  // replayer scrubs after each run (docs/ARCHITECTURE.md, "Weights").
+  t0 = std::chrono::steady_clock::now();
+  if (!m.prepare->dispatches().empty()) {
+    m.prepare->submit();
+    m.prepare->wait();
+  }
+  st.prepare_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
   m.cb->submit();
   m.cb->wait();
@@ -369,9 +383,19 @@ GpuRunStats GpuExecutor::last_run_stats() const {
   return impl_->stats;
 }
 
-size_t GpuExecutor::num_dispatches() const { return impl_->cb->dispatches().size(); }
+size_t GpuExecutor::num_dispatches() const {
+  return impl_->prepare->dispatches().size() + impl_->cb->dispatches().size();
+}
+
+size_t GpuExecutor::num_prepare_dispatches() const { return impl_->prepare->dispatches().size(); }
+
+uint64_t GpuExecutor::weights_bytes() const { return impl_->weights->stored_bytes(); }
 
 const runtime::CommandBuffer& GpuExecutor::command_buffer() const { return *impl_->cb; }
+
+const runtime::CommandBuffer& GpuExecutor::prepare_command_buffer() const {
+  return *impl_->prepare;
+}
 
 std::vector<GpuExecutor::IoBinding> GpuExecutor::io_bindings() const {
   const Impl& m = *impl_;
@@ -396,6 +420,7 @@ uint64_t GpuExecutor::gpu_bytes() const { return impl_->bytes; }
 
 size_t GpuExecutor::num_kernels() const {
   std::set<const runtime::CachedKernel*> k;
+  for (const auto& d : impl_->prepare->dispatches()) k.insert(d.kernel);
   for (const auto& d : impl_->cb->dispatches()) k.insert(d.kernel);
   return k.size();
 }

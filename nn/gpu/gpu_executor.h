@@ -6,11 +6,15 @@
 //   Tensor prob = gpu.run("data", image, "prob");
 //
 // Construction does all the work that does not depend on input values: it uploads every
-// weight once (BoUsage::Weights, labelled "<layer>/<weight>"), gives every blob a fixed
+// weight once, as the bytes stored in the model file (BoUsage::Weights, labelled
+// "<layer>/<weight>", with driver::BoInfo::weight_source naming the file range), records
+// the prepare phase (GPU jobs deriving what the kernels read: fp16 -> fp32, packed
+// layouts, folded BatchNorm; Scratch buffers "<layer>/<weight>.packed" ...), gives every blob a fixed
 // place (inputs BoUsage::Input and outputs BoUsage::Output, labelled with the blob name;
 // intermediates BoUsage::Scratch, labelled with the blob that owns the memory), compiles
 // every kernel and records one CommandBuffer for the whole graph. run() only copies the
-// inputs into their buffers, submits that command buffer and reads the outputs, so the
+// inputs into their buffers, submits the prepare phase and that command buffer and reads
+// the outputs, so the
 // GPU job stream (registers, uniforms, code) is the same for every input, which record
 // and replay rely on.
 //
@@ -50,9 +54,10 @@ struct GpuExecutorOptions {
 };
 
 struct GpuRunStats {
-  uint64_t dispatches = 0;
+  uint64_t dispatches = 0;          // all jobs of the run, the prepare phase's included
+  uint64_t prepare_dispatches = 0;  // the prepare phase's jobs
   uint64_t bytes_in = 0, bytes_out = 0;
-  double upload_ms = 0, submit_wait_ms = 0, download_ms = 0;
+  double upload_ms = 0, prepare_ms = 0, submit_wait_ms = 0, download_ms = 0;
 };
 
 class GpuExecutor : public Executor {
@@ -83,7 +88,11 @@ class GpuExecutor : public Executor {
   using Executor::run;
 
   GpuRunStats last_run_stats() const;
+  // Jobs per run: the prepare phase's and the inference's.
   size_t num_dispatches() const;
+  size_t num_prepare_dispatches() const;
+  // Bytes of the Weights buffers (the model's stored weights, page-rounded).
+  uint64_t weights_bytes() const;
   // Bytes of GPU memory the executor holds (blobs, weights, scratch; not code/uniforms).
   uint64_t gpu_bytes() const;
   // Kernels compiled for this executor (distinct (kernel, specialization) pairs).
@@ -91,6 +100,8 @@ class GpuExecutor : public Executor {
   // The recorded command buffer (its dispatches, CFG words and, after the first run, its
   // uniform buffer), for recorders and tests.
   const runtime::CommandBuffer& command_buffer() const;
+  // The prepare phase's command buffer, submitted before command_buffer() in every run.
+  const runtime::CommandBuffer& prepare_command_buffer() const;
   // The graph's inputs, then its outputs, in blob order.
   std::vector<IoBinding> io_bindings() const;
 

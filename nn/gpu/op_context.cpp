@@ -8,20 +8,22 @@
 namespace rplayer::nn::gpu {
 
 OpContext::OpContext(runtime::Device& dev, runtime::CommandBuffer& cb,
-                     std::deque<runtime::Buffer>& owned, const Layer& layer,
+                     std::deque<runtime::Buffer>& owned, WeightStore& weights, const Layer& layer,
                      std::vector<BlobRef> inputs, std::vector<BlobRef> outputs, GpuActivation fused)
     : dev_(dev),
       cb_(cb),
       owned_(owned),
+      weights_(weights),
       layer_(layer),
       inputs_(std::move(inputs)),
       outputs_(std::move(outputs)),
       fused_(fused) {}
 
-const runtime::Buffer& OpContext::weights(const std::string& name, const std::vector<float>& data) {
-  // An empty weight still gets a valid address.
+const runtime::Buffer& OpContext::param_table(const std::string& name,
+                                              const std::vector<float>& data) {
+  // An empty table still gets a valid address.
   const uint32_t bytes = uint32_t(std::max<size_t>(data.size(), 1) * sizeof(float));
-  runtime::Buffer b = dev_.create_buffer(bytes, driver::BoUsage::Weights, layer_.name + "/" + name);
+  runtime::Buffer b = dev_.create_buffer(bytes, driver::BoUsage::Uniforms, label(name));
   b.upload(data);
   owned_.push_back(std::move(b));
   return owned_.back();

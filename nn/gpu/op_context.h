@@ -1,6 +1,7 @@
 // What a GPU operator encoder works with: the layer, its input and output blobs as GPU
-// buffer views, and the means to upload weights, take scratch memory and record
-// dispatches into the graph's command buffer.
+// buffer views, the weight store (stored weights and the prepare jobs deriving from them),
+// and the means to take scratch memory and record dispatches into the graph's command
+// buffer.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "nn/gpu/activation.h"
+#include "nn/gpu/weight_store.h"
 #include "nn/graph.h"
 #include "runtime/command_buffer.h"
 #include "runtime/device.h"
@@ -32,7 +34,7 @@ struct BlobRef {
 class OpContext {
  public:
   OpContext(runtime::Device& dev, runtime::CommandBuffer& cb, std::deque<runtime::Buffer>& owned,
-            const Layer& layer, std::vector<BlobRef> inputs, std::vector<BlobRef> outputs,
+            WeightStore& weights, const Layer& layer, std::vector<BlobRef> inputs, std::vector<BlobRef> outputs,
             GpuActivation fused);
 
   runtime::Device& device() { return dev_; }
@@ -46,8 +48,14 @@ class OpContext {
   // can_fuse_activation in op_registry.h).
   const GpuActivation& fused_activation() const { return fused_; }
 
-  // A read-only weight buffer (BoUsage::Weights) labelled "<layer>/<name>".
-  const runtime::Buffer& weights(const std::string& name, const std::vector<float>& data);
+  // The layer's weights on the GPU: as stored in the model file, or derived from that by
+  // prepare jobs. Labels are "<layer>/<weight>" (see label()).
+  WeightStore& weights() { return weights_; }
+  std::string label(const std::string& name) const { return layer_.name + "/" + name; }
+  // A read-only table that the encoder computes from the layer's params alone (not from
+  // weights), e.g. Interp's source indices: BoUsage::Uniforms like the uniform streams,
+  // which are computed the same way; labelled "<layer>/<name>".
+  const runtime::Buffer& param_table(const std::string& name, const std::vector<float>& data);
   // A scratch buffer (BoUsage::Scratch) labelled "<layer>/<name>".
   BlobRef scratch(const std::string& name, const Shape& shape);
   // Records one dispatch into the graph's command buffer.
@@ -66,6 +74,7 @@ class OpContext {
   runtime::Device& dev_;
   runtime::CommandBuffer& cb_;
   std::deque<runtime::Buffer>& owned_;
+  WeightStore& weights_;
   const Layer& layer_;
   std::vector<BlobRef> inputs_, outputs_;
   GpuActivation fused_;

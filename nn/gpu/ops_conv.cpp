@@ -56,12 +56,20 @@ std::vector<GpuActivation> activations(OpContext& ctx, const Activation& own) {
   return acts;
 }
 
-std::vector<float> values_or_zeros(const Tensor* t, size_t n) {
-  if (!t) return std::vector<float>(n, 0.f);
-  if (t->size() != n)
+// The bias (nullptr: none, the kernels then add zeros), checked against its length.
+const Tensor* bias_of(const Layer& l, size_t n) {
+  const Tensor* t = l.weight("bias");
+  if (t && t->size() != n)
     throw ModelError("bias has " + std::to_string(t->size()) + " values, needs " +
                      std::to_string(n));
-  return t->values();
+  return t;
+}
+
+// Where a prepare job reads t's values in t's own order: the stored buffer, or for a
+// transposed store first a flat fp32 copy.
+ElementSource in_order(OpContext& ctx, const Tensor& t, const std::string& name) {
+  if (WeightStore::stored_in_order(t)) return ctx.weights().stored(t, ctx.label(name));
+  return {&ctx.weights().floats(ctx.label(name), &t, uint32_t(t.size())), StorageType::kFloat32};
 }
 
 const Tensor& weight(OpContext& ctx, const char* name, size_t expected) {
@@ -214,25 +222,31 @@ void encode_grouped_conv(OpContext& ctx, const ConvParams& p, const BlobRef& src
   const uint64_t lanes = (npix + key.pixels - 1) / key.pixels;
   const uint32_t nblk = (uint32_t(outc_g) + key.ocb - 1) / key.ocb;
 
-  // Pack OIHW (per group) into [group][block][in][tap][ocb], zero-padded.
+  // Packed by a prepare job: OIHW (per group) into [group][block][in][tap][ocb], the
+  // channels past the last output of a group zero.
   const Tensor& wt = weight(ctx, "weight", size_t(p.num_output) * inc_g * taps);
-  std::vector<float> packed(size_t(group) * nblk * inc_g * taps * key.ocb, 0.f);
-  for (int g = 0; g < group; ++g)
-    for (int o = 0; o < outc_g; ++o) {
-      const size_t b = size_t(g) * nblk + o / key.ocb, c = o % key.ocb;
-      for (int i = 0; i < inc_g; ++i)
-        for (int t = 0; t < taps; ++t)
-          packed[((b * inc_g + i) * taps + t) * key.ocb + c] =
-              wt[((size_t(g) * outc_g + o) * inc_g + i) * taps + t];
-    }
-  const std::vector<float> bias = values_or_zeros(l.weight("bias"), size_t(p.num_output));
-  std::vector<float> bias_packed(size_t(group) * nblk * key.ocb, 0.f);
-  for (int g = 0; g < group; ++g)
-    for (int o = 0; o < outc_g; ++o)
-      bias_packed[(size_t(g) * nblk + o / key.ocb) * key.ocb + o % key.ocb] = bias[g * outc_g + o];
-
-  const runtime::Buffer& wbuf = ctx.weights("weight", packed);
-  const runtime::Buffer& bbuf = ctx.weights("bias", bias_packed);
+  const uint32_t ocb = key.ocb, ni = uint32_t(inc_g), nt = uint32_t(taps), no = uint32_t(outc_g);
+  GatherBox wbox;
+  wbox.size = {uint32_t(group), nblk, ni, nt, ocb};
+  wbox.src_stride = {no * ni * nt, ocb * ni * nt, nt, 1, ni * nt};
+  wbox.dst_stride = {nblk * ni * nt * ocb, ni * nt * ocb, nt * ocb, ocb, 1};
+  wbox.valid_stride = {0, ocb, 0, 0, 1};
+  wbox.valid_limit = no;
+  const runtime::Buffer& wbuf =
+      ctx.weights().gather(ctx.label("weight.packed"), in_order(ctx, wt, "weight"),
+                           uint32_t(wbox.count()), {wbox});
+  // The bias likewise as [group][block][ocb].
+  const Tensor* bias = bias_of(l, size_t(p.num_output));
+  GatherBox bbox;
+  bbox.size = {uint32_t(group), nblk, ocb, 1, 1};
+  bbox.src_stride = {no, ocb, 1, 0, 0};
+  bbox.dst_stride = {nblk * ocb, ocb, 1, 0, 0};
+  bbox.valid_stride = {0, ocb, 1, 0, 0};
+  bbox.valid_limit = no;
+  const runtime::Buffer& bbuf =
+      ctx.weights().gather(ctx.label("bias.packed"),
+                           bias ? in_order(ctx, *bias, "bias") : ElementSource{},
+                           uint32_t(bbox.count()), {bbox});
   jit::Specialization spec;
   spec.set_u32("in_c", uint32_t(inc_g))
       .set_u32("in_h", uint32_t(src.shape.h))
@@ -319,12 +333,18 @@ void encode_depthwise(OpContext& ctx, const ConvParams& p, const BlobRef& src,
   const BlobRef& out = ctx.output();
   const int c = src.shape.c, taps = p.kernel_w * p.kernel_h, taps4 = (taps + 3) / 4 * 4;
   if (c > 0xffff) ctx.unsupported(std::to_string(c) + " depthwise channels");
+  // Each channel's taps padded to a multiple of 4, by a prepare job.
   const Tensor& wt = weight(ctx, "weight", size_t(c) * taps);
-  std::vector<float> packed(size_t(c) * taps4, 0.f);
-  for (int q = 0; q < c; ++q)
-    std::copy_n(wt.data() + size_t(q) * taps, taps, packed.data() + size_t(q) * taps4);
-  const runtime::Buffer& wbuf = ctx.weights("weight", packed);
-  const runtime::Buffer& bbuf = ctx.weights("bias", values_or_zeros(l.weight("bias"), size_t(c)));
+  GatherBox box;
+  box.size = {1, 1, 1, uint32_t(c), uint32_t(taps4)};
+  box.src_stride = {0, 0, 0, uint32_t(taps), 1};
+  box.dst_stride = {0, 0, 0, uint32_t(taps4), 1};
+  box.valid_stride = {0, 0, 0, 0, 1};
+  box.valid_limit = uint32_t(taps);
+  const runtime::Buffer& wbuf = ctx.weights().gather(
+      ctx.label("weight.packed"), in_order(ctx, wt, "weight"), uint32_t(box.count()), {box});
+  const runtime::Buffer& bbuf =
+      ctx.weights().floats(ctx.label("bias"), bias_of(l, size_t(c)), uint32_t(c));
   const uint64_t npix = uint64_t(out.shape.w) * out.shape.h;
   // Several pixels per lane: each batch then does more work for its fixed start-up cost,
   // and the weights are loaded once for all of them.
@@ -385,18 +405,35 @@ jit::Kernel fc_kernel(const FcKey& k) {
 
 // W[M][K] as the fc kernel reads it: per block of 16 outputs, K/4 groups of
 // [16 lanes][4 k], then the K % 4 tail as [tail k][16 lanes]; missing outputs are 0.
-std::vector<float> pack_fc(const Tensor& wt, int M, int K) {
-  const int blocks = (M + 15) / 16, k4 = K / 4, tail = K % 4;
-  std::vector<float> out(size_t(blocks) * 16 * K, 0.f);
-  for (int m = 0; m < M; ++m) {
-    float* b = out.data() + size_t(m / 16) * 16 * K;
-    const int l = m % 16;
-    const float* row = wt.data() + size_t(m) * K;
-    for (int g = 0; g < k4; ++g)
-      for (int j = 0; j < 4; ++j) b[size_t(g) * 64 + l * 4 + j] = row[4 * g + j];
-    for (int t = 0; t < tail; ++t) b[size_t(k4) * 64 + t * 16 + l] = row[4 * k4 + t];
+// Packed by prepare jobs from W as stored (row and column strides from the store).
+const runtime::Buffer& pack_fc(OpContext& ctx, const Tensor& wt, int M, int K) {
+  const uint32_t m = uint32_t(M), k = uint32_t(K), blocks = (m + 15) / 16, k4 = k / 4,
+                 tail = k % 4;
+  const auto [rs, cs] = ctx.weights().matrix_strides(wt, m, k);
+  std::vector<GatherBox> boxes;
+  if (k4 > 0) {
+    GatherBox main;  // (block, group of 4 k, lane, j)
+    main.size = {1, blocks, k4, 16, 4};
+    main.src_stride = {0, 16 * rs, 4 * cs, rs, cs};
+    main.dst_stride = {0, 16 * k, 64, 4, 1};
+    main.valid_stride = {0, 16, 0, 1, 0};
+    main.valid_limit = m;
+    boxes.push_back(main);
   }
-  return out;
+  if (tail > 0) {
+    GatherBox rest;  // (block, tail k, lane)
+    rest.size = {1, 1, blocks, tail, 16};
+    rest.src_stride = {0, 0, 16 * rs, cs, rs};
+    rest.src_base = 4 * k4 * cs;
+    rest.dst_stride = {0, 0, 16 * k, 16, 1};
+    rest.dst_base = k4 * 64;
+    rest.valid_stride = {0, 0, 16, 0, 1};
+    rest.valid_limit = m;
+    boxes.push_back(rest);
+  }
+  return ctx.weights().gather(ctx.label("weight.packed"),
+                              ctx.weights().stored(wt, ctx.label("weight")), blocks * 16 * k,
+                              boxes);
 }
 
 // y[r][m] = act(sum_k W[m][k] x[r][k] + bias[m]) for r < rows.
@@ -404,9 +441,9 @@ void encode_fc(OpContext& ctx, const BlobRef& src, int M, int K, int rows, bool 
                const std::vector<GpuActivation>& acts) {
   const Layer& l = ctx.layer();
   if (rows > 0xffff) ctx.unsupported(std::to_string(rows) + " rows");
-  const runtime::Buffer& wbuf =
-      ctx.weights("weight", pack_fc(weight(ctx, "weight", size_t(M) * K), M, K));
-  const runtime::Buffer& bbuf = ctx.weights("bias", values_or_zeros(l.weight("bias"), size_t(M)));
+  const runtime::Buffer& wbuf = pack_fc(ctx, weight(ctx, "weight", size_t(M) * K), M, K);
+  const runtime::Buffer& bbuf =
+      ctx.weights().floats(ctx.label("bias"), bias_of(l, size_t(M)), uint32_t(M));
   FcKey key{bias_first, uint32_t(K % 4), acts};
   jit::Specialization spec;
   spec.set_u32("K", uint32_t(K)).set_u32("M", uint32_t(M));

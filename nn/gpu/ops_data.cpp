@@ -146,7 +146,7 @@ void encode_padding(OpContext& ctx) {
   if (const Tensor* pv = l.weight("pad_value")) {
     const int out_c = ctx.output().shape.dims == 3 ? ctx.output().shape.c : 1;
     if (int(pv->size()) < out_c) throw ModelError("pad_value has too few values");
-    fill = &ctx.weights("pad_value", pv->values());
+    fill = &ctx.weights().floats(ctx.label("pad_value"), pv, uint32_t(out_c));
   }
   dispatch_pad(ctx, in, ctx.output(), spec, fill);
 }
@@ -279,8 +279,8 @@ void encode_interp(OpContext& ctx) {
     coeffs(w, ow, xtab);
     coeffs(h, oh, ytab);
   }
-  const runtime::Buffer& xb = ctx.weights("xtab", xtab);
-  const runtime::Buffer& yb = ctx.weights("ytab", ytab);
+  const runtime::Buffer& xb = ctx.param_table("xtab", xtab);
+  const runtime::Buffer& yb = ctx.param_table("ytab", ytab);
   jit::Specialization spec;
   spec.set_u32("in_w", uint32_t(w)).set_u32("in_h", uint32_t(h));
   spec.set_u32("out_w", uint32_t(ow)).set_u32("out_h", uint32_t(oh));

@@ -375,7 +375,8 @@ void encode_prelu(OpContext& ctx) {
   const uint32_t inner = uint32_t(s.dims == 1 ? 1 : s.dims == 2 ? s.w : s.channel_size());
   const bool shared = slope->size() == 1;
   if (!shared && slope->size() < channels) throw ModelError("slope has too few values");
-  const runtime::Buffer& b = ctx.weights("slope", slope->values());
+  const runtime::Buffer& b =
+      ctx.weights().floats(ctx.label("slope"), slope, uint32_t(slope->size()));
   const BlobRef sref{&b, 0, slope->shape()};
   const BinaryFn f = [](KernelBuilder&, const Value& v, const Value& a) {
     return select(v < 0.0f, v * a, v);
@@ -406,11 +407,11 @@ void encode_affine(OpContext& ctx) {
   // ncnn's per-"channel" axis: w for 1-D, rows for 2-D, channels for 3-D / 4-D.
   const uint32_t channels = uint32_t(s.dims == 1 ? s.w : s.dims == 2 ? s.h : s.c);
   const uint32_t inner = uint32_t(s.dims == 1 ? 1 : s.dims == 2 ? s.w : s.channel_size());
-  auto per_channel = [&](const char* name, std::vector<float> v) {
-    if (v.size() < channels) throw ModelError(std::string(name) + " has too few values");
-    v.resize(channels);
-    const runtime::Buffer& b = ctx.weights(name, v);
-    return BlobRef{&b, 0, Shape::vec(int(channels))};
+  // A per-channel parameter as fp32 (nullptr: zeros), converted on the GPU if need be.
+  auto per_channel = [&](const char* name, const Tensor* t) {
+    if (t && t->size() < channels) throw ModelError(std::string(name) + " has too few values");
+    return BlobRef{&ctx.weights().floats(ctx.label(name), t, channels), 0,
+                   Shape::vec(int(channels))};
   };
   // A 1-D blob's channels are its elements: the parameter is then a full operand.
   const Mode pc = s.dims == 1 ? Mode::kFull : Mode::kPerChannel;
@@ -418,28 +419,26 @@ void encode_affine(OpContext& ctx) {
   if (l.type == "Bias") {
     const Tensor* b = l.weight("bias");
     if (!b) throw ModelError("weight 'bias' is missing");
-    const BlobRef bias = per_channel("bias", b->values());
+    const BlobRef bias = per_channel("bias", b);
     dispatch_channelwise(
         ctx, "bias", [](KernelBuilder&, const Value& v, const Value& t) { return v + t; }, in,
         Mode::kFull, bias, pc, out, ch, len);
     return;
   }
-  // BatchNorm: b * v + a with the CPU's a and b; Scale: v * s + bias (0 without bias).
-  std::vector<float> mul, add;
-  BlobRef mul_blob;
+  // BatchNorm: b * v + a with the CPU's a and b (folded by a prepare job); Scale:
+  // v * s + bias (0 without bias).
+  BlobRef mul_blob, add_blob;
   if (l.type == "BatchNorm") {
     const float eps = l.params.get_float(1, 0.f);
     const Tensor *slope = l.weight("slope"), *mean = l.weight("mean"), *var = l.weight("var"),
                  *bias = l.weight("bias");
     if (!slope || !mean || !var || !bias) throw ModelError("BatchNorm weights are missing");
-    mul.resize(slope->size());
-    add.resize(slope->size());
-    for (size_t i = 0; i < mul.size(); i++) {
-      const float sqrt_var = std::sqrt((*var)[i] + eps);
-      add[i] = (*bias)[i] - (*slope)[i] * (*mean)[i] / sqrt_var;
-      mul[i] = (*slope)[i] / sqrt_var;
-    }
-    mul_blob = per_channel("scale", mul);
+    for (const Tensor* t : {slope, mean, var, bias})
+      if (t->size() < channels) throw ModelError("scale has too few values");
+    const auto [mul, add] =
+        ctx.weights().fold_batchnorm(l.name, *slope, *mean, *var, *bias, eps, channels);
+    mul_blob = {mul, 0, Shape::vec(int(channels))};
+    add_blob = {add, 0, Shape::vec(int(channels))};
   } else {  // Scale
     if (ctx.num_inputs() > 1) {
       mul_blob = ctx.input(1);
@@ -447,12 +446,10 @@ void encode_affine(OpContext& ctx) {
     } else {
       const Tensor* sc = l.weight("scale");
       if (!sc) throw ModelError("weight 'scale' is missing");
-      mul_blob = per_channel("scale", sc->values());
+      mul_blob = per_channel("scale", sc);
     }
-    const Tensor* b = l.weight("bias");
-    add = b ? b->values() : std::vector<float>(channels, 0.f);
+    add_blob = per_channel("bias", l.weight("bias"));
   }
-  const BlobRef add_blob = per_channel("shift", add);
   // out = fma(v, mul, add): the CPU's v * mul + add, rounded the same way.
   KernelBuilder kb(std::string("affine_") + (pc == Mode::kFull ? "flat" : "pc"));
   const Value px = kb.buffer("in"), pm = kb.buffer("mul"), pa = kb.buffer("add"),

@@ -89,7 +89,8 @@ void encode_gemm(OpContext& ctx) {
   if (p.constantA) {
     M = p.constantM;
     K = p.constantK;
-    a = {&ctx.weights("A", weight(ctx, "A", size_t(M) * K).values()), 0, Shape::vec(M * K)};
+    a = {&ctx.weights().floats(ctx.label("A"), &weight(ctx, "A", size_t(M) * K), uint32_t(M * K)),
+         0, Shape::vec(M * K)};
   } else {
     a = ctx.input(next++);
     M = p.transA ? a.shape.w : rows_of(a.shape);
@@ -97,7 +98,8 @@ void encode_gemm(OpContext& ctx) {
   }
   if (p.constantB) {
     N = p.constantN;
-    b = {&ctx.weights("B", weight(ctx, "B", size_t(N) * K).values()), 0, Shape::vec(N * K)};
+    b = {&ctx.weights().floats(ctx.label("B"), &weight(ctx, "B", size_t(N) * K), uint32_t(N * K)),
+         0, Shape::vec(N * K)};
   } else {
     b = ctx.input(next++);
     N = p.transB ? rows_of(b.shape) : b.shape.w;
@@ -109,7 +111,7 @@ void encode_gemm(OpContext& ctx) {
     key.ctype = p.constant_broadcast_type_C;
     const Tensor* ct = l.weight("C");
     if (!ct) throw ModelError("weight 'C' is missing");
-    c = {&ctx.weights("C", ct->values()), 0, ct->shape()};
+    c = {&ctx.weights().floats(ctx.label("C"), ct, uint32_t(ct->size())), 0, ct->shape()};
   } else if (!p.constantC && next < ctx.num_inputs()) {
     c = ctx.input(next);
     const Shape& cs = c.shape;

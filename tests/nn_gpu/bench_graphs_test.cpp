@@ -40,7 +40,8 @@ Graph load_bench(const std::string& name) {
   std::map<std::string, Shape> shapes;
   if (name == "FastestDet") shapes = {{"in0", Shape::cube(352, 352, 3)}};
   g.infer_shapes(shapes);
-  generate_weights(g);
+  // Through the weight cache, as load_model does: the weights then come from a file.
+  generate_weights_file(g, "bench/" + name);
   return g;
 }
 

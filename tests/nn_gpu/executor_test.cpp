@@ -52,15 +52,18 @@ TEST(GpuExecutor, BuffersHaveTheirUsageAndLabel) {
   GpuStack s("v3d-7.1");
   const GpuExecutor gpu(g, *s.dev);
   std::map<std::string, driver::BoUsage> seen;
-  for (const auto& d : gpu.command_buffer().dispatches())
-    for (uint32_t h : d.bos) {
-      const driver::BoInfo* info = s.drv->bo_info(h);
-      ASSERT_NE(info, nullptr);
-      seen[std::string(info->label)] = info->usage;
-    }
+  for (const runtime::CommandBuffer* cb : {&gpu.prepare_command_buffer(), &gpu.command_buffer()})
+    for (const auto& d : cb->dispatches())
+      for (uint32_t h : d.bos) {
+        const driver::BoInfo* info = s.drv->bo_info(h);
+        ASSERT_NE(info, nullptr);
+        seen[std::string(info->label)] = info->usage;
+      }
   EXPECT_EQ(seen.at("data"), driver::BoUsage::Input);
   EXPECT_EQ(seen.at("prob"), driver::BoUsage::Output);
+  // Weights as stored; what the prepare phase derives from them is scratch.
   EXPECT_EQ(seen.at("c0/weight"), driver::BoUsage::Weights);
+  EXPECT_EQ(seen.at("c0/weight.packed"), driver::BoUsage::Scratch);
   EXPECT_EQ(seen.at("fc/bias"), driver::BoUsage::Weights);
   // Intermediates are scratch, named after the blob that owns the memory: the ReLU's
   // output (the convolution writes it), the Concat output (both branches write into it).

@@ -64,6 +64,9 @@ inline Graph make_graph(const std::vector<std::string>& lines, uint64_t seed = 1
   for (const std::string& l : lines) text << l << "\n";
   Graph g = parse_ncnn_param(text.str(), "test.param");
   generate_weights(g, seed);
+  // Read back from .bin bytes, so that the weights have a stored range like a model's and
+  // the GPU takes them through the prepare phase.
+  parse_ncnn_bin(g, ncnn_bin_bytes(g), "test.bin");
   g.infer_shapes(input_shapes);
   return g;
 }
