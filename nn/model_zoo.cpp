@@ -135,10 +135,15 @@ Model load_model(const std::string& name) {
   m.info = resolve_model(name);
   if (ends_with(m.info.path, ".onnx")) {
     m.graph = load_onnx(m.info.path);
+    m.weights_file = m.info.path;
   } else {
     m.graph = load_ncnn_param(m.info.path);
-    if (m.info.generated_weights) generate_weights_file(m.graph, name);
-    else load_ncnn_bin(m.graph, m.info.bin_path);
+    if (m.info.generated_weights) {
+      m.weights_file = generate_weights_file(m.graph, name);
+    } else {
+      load_ncnn_bin(m.graph, m.info.bin_path);
+      m.weights_file = m.info.bin_path;
+    }
   }
   if (!m.info.input_shape.empty()) m.graph.infer_shapes({{m.info.input_blob, m.info.input_shape}});
   else m.graph.infer_shapes();

@@ -27,6 +27,8 @@ struct Model {
   ModelInfo info;
   Graph graph;                      // weights loaded, shapes inferred
   std::vector<std::string> labels;  // class i = labels[i]; empty if none
+  std::string weights_file;         // the file the weights are stored in (.bin, .onnx, or the
+                                    // generated weights' cache file)
 };
 
 // The models directory: $RPLAYER_MODELS, else ../shared/models from the current

@@ -159,7 +159,7 @@ void canonicalize(replay::Recording& rec) {
 std::vector<uint8_t> encode_recording(const replay::Recording& rec, const KeyPair& key) {
   using namespace replay;
   if (rec.version_major != kFormatMajor || rec.version_minor != kFormatMinor) {
-    throw EncodeError("version: this encoder writes format 1.0 only");
+    throw EncodeError("version: this encoder writes format 2.0 only");
   }
   if (rec.sku_name.size() >= kSkuNameBytes || rec.sku_name.find('\0') != std::string::npos) {
     throw EncodeError("sku_name: at most 31 bytes, no NUL");
@@ -225,6 +225,16 @@ std::vector<uint8_t> encode_recording(const replay::Recording& rec, const KeyPai
     w.put<uint8_t>(static_cast<uint8_t>(b.shape.size()));
     for (uint32_t d : b.shape) w.put<uint32_t>(d);
     w.str(b.layout, kMaxLayout, at("bindings", i, "layout"));
+  }
+  w.str(rec.weights_file.name, kMaxWeightsFileName, "weights.file");
+  w.put<uint64_t>(rec.weights_file.size);
+  w.bytes(rec.weights_file.digest.data(), rec.weights_file.digest.size());
+  w.count(rec.weight_bindings.size(), kMaxRegions, "weights");
+  for (const WeightBinding& b : rec.weight_bindings) {
+    w.put<uint32_t>(b.region);
+    w.put<uint64_t>(b.offset);
+    w.put<uint32_t>(b.length);
+    w.bytes(b.digest.data(), b.digest.size());
   }
   start[6] = w.out.size();
   start[7] = start[6] + kSignatureSectionBytes;

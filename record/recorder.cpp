@@ -5,9 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "hw/sku.h"
 #include "hw/v3d_regs.h"
+#include "replay/signature.h"
 #include "replay/verifier.h"
 
 namespace rplayer::record {
@@ -177,7 +181,7 @@ void Recorder::capture_memory() {
   load.first = uint32_t(rec_.loads.size());
   for (auto& [handle, bo] : bos_) {
     const int region = region_for(bo);
-    if (opts_.omit_weights && bo.info.usage == driver::BoUsage::Weights) continue;
+    if (opts_.omit_weights && bo.has_source) continue;
     for (uint32_t p = 0; p < bo.pages.size(); ++p) {
       const uint8_t* data = mem.at(bo.pages[p]);
       const uint64_t h = XXH3_64bits(data, kPage) | 1;  // 0 means "never seen"
@@ -252,6 +256,13 @@ void Recorder::on_bo_mapped(const driver::BoInfo& info) {
     bo.pages.assign(info.pages, info.pages + info.num_pages);
     bo.info.pages = nullptr;
     bo.seen_hash.assign(info.num_pages, 0);
+    if (info.weight_source) {
+      bo.has_source = true;
+      bo.source_file = std::string(info.weight_source->model);
+      bo.source_offset = info.weight_source->offset;
+      bo.source_length = info.weight_source->length;
+    }
+    bo.info.weight_source = nullptr;
     bos_[info.handle] = std::move(bo);
   }
   inner_.on_bo_mapped(info);
@@ -266,6 +277,50 @@ void Recorder::on_bo_unmapped(const driver::BoInfo& info) {
     if (it != bos_.end()) bos_.erase(it);
   }
   inner_.on_bo_unmapped(info);
+}
+
+// Every recorded Weights buffer that holds a model-file range becomes a weight binding:
+// the file identified by size and digest, each range by its digest. The device's own copy
+// of the model then supplies (weight-less recordings) or can be checked against them.
+bool Recorder::bind_weights(std::string* error) {
+  std::string file;
+  for (const auto& [handle, bo] : bos_) {
+    if (!bo.has_source || bo.region < 0) continue;
+    if (!file.empty() && file != bo.source_file) {
+      *error = "weights from two model files (" + file + ", " + bo.source_file + ")";
+      return false;
+    }
+    file = bo.source_file;
+  }
+  if (file.empty()) return true;
+  std::ifstream in(file, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    *error = file + ": cannot read the model file for the weight digests";
+    return false;
+  }
+  rec_.weights_file.name = std::filesystem::path(file).filename().string();
+  rec_.weights_file.size = bytes.size();
+  rec_.weights_file.digest = replay::content_digest(bytes);
+  for (const auto& [handle, bo] : bos_) {
+    if (!bo.has_source || bo.region < 0) continue;
+    if (bo.source_length == 0 || bo.source_length > bo.info.size ||
+        bo.source_offset > bytes.size() || bo.source_length > bytes.size() - bo.source_offset) {
+      *error = "buffer '" + bo.label + "': its weight range is not inside " + file;
+      return false;
+    }
+    replay::WeightBinding w;
+    w.region = uint32_t(bo.region);
+    w.offset = bo.source_offset;
+    w.length = uint32_t(bo.source_length);
+    w.digest = replay::content_digest(
+        std::span<const uint8_t>(bytes).subspan(bo.source_offset, bo.source_length));
+    rec_.weight_bindings.push_back(w);
+  }
+  std::sort(rec_.weight_bindings.begin(), rec_.weight_bindings.end(),
+            [](const auto& a, const auto& b) { return a.region < b.region; });
+  return true;
 }
 
 bool Recorder::bind(const std::string& name, bool is_input, uint32_t gpu_va, uint32_t bytes,
@@ -316,6 +371,7 @@ bool Recorder::finish(replay::Recording* out, std::string* error) {
     *error = "no GPU job ran inside the recording window";
     return false;
   }
+  if (!bind_weights(error)) return false;
   // The replay time budget: ten times what the recorded stream took here, with the full
   // stack on the CPU (the replay does less), at least a second and at most the policy's.
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -25,7 +25,8 @@ namespace rplayer::record {
 
 struct RecorderOptions {
   uint32_t irq_timeout_us = 2'000'000;  // bound the replayer gets for each interrupt wait
-  bool omit_weights = false;            // leave Weights regions out of the memory images
+  bool omit_weights = false;  // leave Weights regions that hold a model-file range out of the
+                              // memory images: the replayer takes them from the model file
   std::function<void(uint64_t jobs)> on_job;  // progress, called after each recorded job
 };
 
@@ -77,7 +78,11 @@ class Recorder final : public driver::HwIo {
     std::vector<uint64_t> pages;      // physical addresses
     std::vector<uint64_t> seen_hash;  // page contents as the GPU last saw them (0: none)
     int region = -1;                  // index in rec_.regions once recorded
+    bool has_source = false;          // a Weights buffer holding a model-file range
+    std::string source_file;
+    uint64_t source_offset = 0, source_length = 0;
   };
+  bool bind_weights(std::string* error);  // mu_ held: weight bindings from the sources
   void append(const replay::Action& a);  // mu_ held
   void capture_memory();                 // mu_ held: CPU changes since the last sync
   void remember_memory();                // mu_ held: what the GPU left behind

@@ -40,7 +40,7 @@ constexpr const char* kMessages[] = {
     "zero page stored as a blob",
     "duplicate blob",
     "blob unreferenced or not in first-use order",
-    "load into an omitted Weights region",
+    "load into a bound Weights region of a weight-less recording",
     "decoding would exceed the memory budget",
 };
 static_assert(sizeof kMessages / sizeof kMessages[0] ==
@@ -107,6 +107,10 @@ class Reader {
       fail(DecodeCode::MemoryBudget, field);
     if (ok() && budget_) *budget_ -= bytes;
     return ok() ? n : 0;
+  }
+
+  void digest(Digest* d, const char* field) {
+    if (const uint8_t* p = take(d->size(), field)) std::memcpy(d->data(), p, d->size());
   }
 
   uint8_t enum_u8(uint8_t max, const char* field) {
@@ -240,8 +244,6 @@ bool parse_loads(Reader& r, Recording* rec) {
       r.fail(DecodeCode::BadIndex, "region");
     } else if (l.page >= rec->regions[l.region].size / kPageBytes) {
       r.fail(DecodeCode::BadIndex, "page");
-    } else if (rec->weights_omitted && rec->regions[l.region].kind == RegionKind::Weights) {
-      r.fail(DecodeCode::WeightsOmitted, "region");
     } else if (l.blob == kZeroBlob) {
       continue;
     } else if (l.blob >= num_blobs) {
@@ -290,6 +292,46 @@ bool parse_actions(Reader& r, Recording* rec) {
   return r.finish();
 }
 
+// After the tensor bindings: the model file, then each bound Weights region's range of it.
+bool parse_weight_bindings(Reader& r, Recording* rec) {
+  if (!r.ok()) return false;
+  r.at(-1);
+  WeightsFile& f = rec->weights_file;
+  r.str(&f.name, 0, kMaxWeightsFileName, "weights.file");
+  f.size = r.get<uint64_t>("weights.size");
+  r.digest(&f.digest, "weights.digest");
+  const uint32_t n =
+      r.count(kMaxRegions, kWeightBindingBytes, sizeof(WeightBinding), "weights.count");
+  if (r.ok() && (n == 0) != f.name.empty()) return r.fail(DecodeCode::BadString, "weights.file");
+  std::vector<bool> bound(rec->regions.size(), false);
+  rec->weight_bindings.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    r.at(static_cast<int32_t>(i));
+    WeightBinding& w = rec->weight_bindings.emplace_back();
+    w.region = r.get<uint32_t>("weights.region");
+    w.offset = r.get<uint64_t>("weights.offset");
+    w.length = r.get<uint32_t>("weights.length");
+    r.digest(&w.digest, "weights.digest");
+    uint64_t end = 0;
+    if (!r.ok()) break;
+    if (w.region >= rec->regions.size()) {
+      r.fail(DecodeCode::BadIndex, "weights.region");
+    } else if (w.length == 0 || !checked_add(w.offset, w.length, &end) || end > f.size) {
+      r.fail(DecodeCode::BadIndex, "weights.offset");
+    } else {
+      bound[w.region] = true;
+    }
+  }
+  // A weight-less recording leaves bound regions to the model file: no image of its own.
+  for (size_t k = 0; rec->weights_omitted && r.ok() && k < rec->loads.size(); ++k) {
+    if (bound[rec->loads[k].region]) {
+      r.at(static_cast<int32_t>(k));
+      r.fail(DecodeCode::WeightsOmitted, "loads");
+    }
+  }
+  return r.ok();
+}
+
 bool parse_bindings(Reader& r, Recording* rec) {
   uint32_t n = r.count(kMaxBindings, 20,
                        sizeof(Binding) + kMaxBindingName + kMaxRank * 4 + kMaxLayout, "count");
@@ -318,7 +360,7 @@ bool parse_bindings(Reader& r, Recording* rec) {
       if (rec->bindings[j].name == b.name) r.fail(DecodeCode::DuplicateName, "name");
     }
   }
-  return r.finish();
+  return parse_weight_bindings(r, rec) && r.finish();
 }
 
 struct SectionEntry {

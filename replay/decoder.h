@@ -15,7 +15,7 @@ namespace rplayer::replay {
 
 // Layout constants.
 inline constexpr char kMagic[8] = {'R', 'P', 'L', 'A', 'Y', 'R', 'E', 'C'};
-inline constexpr uint16_t kFormatMajor = 1;
+inline constexpr uint16_t kFormatMajor = 2;  // 2.0: BINDINGS also lists weight bindings
 inline constexpr uint16_t kFormatMinor = 0;
 inline constexpr uint32_t kFlagWeightsOmitted = 1u << 0;
 inline constexpr size_t kSkuNameBytes = 32;  // NUL-padded, so at most 31 characters
@@ -51,6 +51,8 @@ inline constexpr uint32_t kMaxBindings = 1024;
 inline constexpr uint32_t kMaxBindingName = 255;
 inline constexpr uint32_t kMaxRank = 8;
 inline constexpr uint32_t kMaxLayout = 16;
+inline constexpr uint32_t kMaxWeightsFileName = 255;
+inline constexpr size_t kWeightBindingBytes = 4 + 8 + 4 + 32;
 
 // Which Action fields each ActionOp encodes, in this order; the others must be zero.
 enum ActionField : uint8_t {
@@ -101,7 +103,7 @@ enum class DecodeCode : uint8_t {
   ZeroBlob,
   DuplicateBlob,
   BlobOrder,       // blobs not in first-use order, or unreferenced
-  WeightsOmitted,  // a load into a Weights region of a weights_omitted recording
+  WeightsOmitted,  // a load into a bound Weights region of a weights_omitted recording
   MemoryBudget,    // the decoded recording would not fit the caller's memory budget
 };
 

@@ -5,6 +5,7 @@
 // in docs/recording-format.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -94,8 +95,30 @@ struct Binding {
   bool operator==(const Binding&) const = default;
 };
 
+// BLAKE2b-256 (libsodium's generic hash) of some bytes.
+using Digest = std::array<uint8_t, 32>;
+
+// The model file that weight bindings refer to: identified by its digest and size (the
+// name is for people).
+struct WeightsFile {
+  std::string name;
+  uint64_t size = 0;
+  Digest digest{};
+  bool operator==(const WeightsFile&) const = default;
+};
+
+// A read-only Weights region whose first `length` bytes are the model file's bytes at
+// `offset` (the rest of the region zero): the device's own model file can supply them.
+struct WeightBinding {
+  uint32_t region = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  Digest digest{};  // of those bytes
+  bool operator==(const WeightBinding&) const = default;
+};
+
 struct Recording {
-  uint16_t version_major = 1, version_minor = 0;
+  uint16_t version_major = 2, version_minor = 0;
   std::string sku_name;
   SkuIdentity sku;
   std::vector<std::pair<std::string, std::string>> metadata;  // workload, stack version, ...
@@ -104,7 +127,9 @@ struct Recording {
   std::vector<PageLoad> loads;
   std::vector<Action> actions;
   std::vector<Binding> bindings;
-  bool weights_omitted = false;  // Weights regions carry no images: the caller supplies them
+  WeightsFile weights_file;                    // empty name when there are no weight bindings
+  std::vector<WeightBinding> weight_bindings;  // at most one per region
+  bool weights_omitted = false;  // bound Weights regions carry no images: the model file does
   bool operator==(const Recording&) const = default;
 };
 

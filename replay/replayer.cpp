@@ -8,6 +8,7 @@
 #include "hw/sku.h"
 #include "hw/v3d_regs.h"
 #include "replay/checked_math.h"
+#include "replay/signature.h"
 
 namespace rplayer::replay {
 
@@ -50,7 +51,9 @@ const char* ReplayError::message() const {
     case ReplayCode::IrqTimeout: return "interrupt did not arrive in time (lost or hung job)";
     case ReplayCode::MissingInput: return "input tensor missing or of the wrong size";
     case ReplayCode::MissingWeights:
-      return "the recording omits its weights and none (or too many bytes) were supplied";
+      return "the recording omits its weights: give the model file it was recorded from";
+    case ReplayCode::WeightsMismatch:
+      return "the model file is not the one the recording was made with";
     case ReplayCode::MissingOutput: return "output tensor missing or of the wrong size";
     case ReplayCode::GpuFault: return "the GPU reported a fault";
     case ReplayCode::JobUnfinished:
@@ -77,6 +80,10 @@ const char* ReplayError::format(char* buf, size_t size) const {
   } else if (code == ReplayCode::JobUnfinished) {
     std::snprintf(buf, size, "%s: %s 0x%08x, expected 0x%08x (%u jobs started)", message(),
                   what ? what : "CSD_STATUS", got, expected, jobs);
+  } else if (code == ReplayCode::WeightsMismatch) {
+    char which[32] = "";
+    if (weight >= 0) std::snprintf(which, sizeof which, " (weight binding %d)", int(weight));
+    std::snprintf(buf, size, "%s: %s differs%s", message(), what, which);
   } else if (code == ReplayCode::ReadMismatch) {
     std::snprintf(buf, size, "action %d: %s (expected 0x%08x, got 0x%08x)", int(action),
                   message(), expected, got);
@@ -158,8 +165,33 @@ void Replayer::copy_out(uint32_t region, uint32_t offset, uint8_t* dst, uint32_t
   }
 }
 
+// The caller's model file against the recording's weight bindings: the whole file (size,
+// digest: the right model, unmodified, complete) and each bound range. Nothing is copied
+// before all of it matches.
+ReplayCode Replayer::check_weights(const Recording& rec, std::span<const uint8_t> file,
+                                   ReplayError* err) {
+  if (file.empty()) return ReplayCode::MissingWeights;
+  if (file.size() != rec.weights_file.size) {
+    err->what = "the model file's size";
+    err->expected = uint32_t(rec.weights_file.size), err->got = uint32_t(file.size());
+    return ReplayCode::WeightsMismatch;
+  }
+  if (content_digest(file) != rec.weights_file.digest) {
+    err->what = "the model file's digest";
+    return ReplayCode::WeightsMismatch;
+  }
+  for (size_t i = 0; i < rec.weight_bindings.size(); ++i) {
+    const WeightBinding& w = rec.weight_bindings[i];  // decoded: inside the file
+    if (content_digest(file.subspan(w.offset, w.length)) != w.digest) {
+      err->what = "a weight range's digest", err->weight = int32_t(i);
+      return ReplayCode::WeightsMismatch;
+    }
+  }
+  return ReplayCode::Ok;
+}
+
 ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
-                           std::span<const TensorIn> weights, ReplayStats* stats) {
+                           std::span<const uint8_t> model_file, ReplayStats* stats) {
   unload();
   ReplayStats st;
   ReplayError err;
@@ -169,15 +201,10 @@ ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
     err.code = ReplayCode::Verify;
     return err;
   }
-  if (rec.weights_omitted)
-    for (const Region& r : rec.regions)
-      if (r.kind == RegionKind::Weights) {
-        const TensorIn* t = find_in(weights, r.label);
-        if (!t || t->bytes > r.size) {
-          err.code = ReplayCode::MissingWeights;
-          return err;
-        }
-      }
+  if (rec.weights_omitted) {
+    err.code = check_weights(rec, model_file, &err);
+    if (!err.ok()) return err;
+  }
   st.verify_us = p_.now_us() - t0;
   const uint64_t t1 = p_.now_us();
   rec_ = &rec;
@@ -239,14 +266,12 @@ ReplayError Replayer::load(const Recording& rec, const SkuIdentity* gpu,
     if (b.is_input && b.bytes > 0)
       for (uint64_t p = b.offset / kPage; p <= (uint64_t(b.offset) + b.bytes - 1) / kPage; ++p)
         input_page_[first_[b.region] + p] = true;
-  if (rec.weights_omitted)
-    for (uint32_t r = 0; r < rec.regions.size(); ++r)
-      if (rec.regions[r].kind == RegionKind::Weights) {
-        const TensorIn* t = find_in(weights, rec.regions[r].label);
-        copy_in(r, 0, static_cast<const uint8_t*>(t->data), t->bytes);
-        for (uint32_t i = 0; i < rec.regions[r].size / kPage; ++i)
-          state_[first_[r] + i] = initial_[first_[r] + i] = kCallerData;
-      }
+  if (rec.weights_omitted)  // checked above; kept for the session like loaded images
+    for (const WeightBinding& w : rec.weight_bindings) {
+      copy_in(w.region, 0, model_file.data() + w.offset, w.length);
+      for (uint32_t i = 0; i < rec.regions[w.region].size / kPage; ++i)
+        state_[first_[w.region] + i] = initial_[first_[w.region] + i] = kCallerData;
+    }
   // What a fresh replay holds at the first job: zero, or the first memory load's image.
   // Read-only pages get it now; runs then skip loads of images a page already holds.
   for (const Action& a : rec.actions) {
@@ -580,7 +605,8 @@ ReplayError Replayer::run(std::span<const TensorIn> inputs, std::span<const Tens
 }
 
 ReplayError Replayer::run(const Recording& rec, std::span<const TensorIn> inputs,
-                          std::span<const TensorOut> outputs, ReplayStats* stats) {
+                          std::span<const TensorOut> outputs, ReplayStats* stats,
+                          std::span<const uint8_t> model_file) {
   ReplayError err;
   ReplayStats load_st, run_st;
   // Verify statically before touching the GPU, then against the GPU present.
@@ -592,7 +618,7 @@ ReplayError Replayer::run(const Recording& rec, std::span<const TensorIn> inputs
     err.code = ReplayCode::PowerTimeout;
   } else {
     const SkuIdentity present = identify();
-    err = load(rec, &present, inputs, &load_st);
+    err = load(rec, &present, model_file, &load_st);
     if (err.ok()) err = run(inputs, outputs, &run_st);
     const uint64_t t1 = p_.now_us();
     unload();

@@ -17,7 +17,7 @@
 namespace rplayer::replay {
 
 struct TensorIn {
-  const char* name;   // a binding name (or, for recordings without weights, a region label)
+  const char* name;  // a binding name
   const void* data;
   uint32_t bytes;
 };
@@ -40,11 +40,12 @@ enum class ReplayCode : uint8_t {
   IrqTimeout,    // a lost interrupt or a hung job
   MissingInput,  // an input binding with no (or a wrongly sized) tensor from the caller
   MissingOutput,
-  GpuFault,        // the GPU reported an MMU, bus, QPU or queue fault during the replay
-  JobUnfinished,   // the stream ended with a job queued or running, or a job lost
-  BudgetExceeded,  // the run took longer than its time budget (recording's, capped by policy)
-  NotLoaded,       // run() without a loaded recording
-  MissingWeights,  // the recording omits a Weights region's image and the caller gave none
+  GpuFault,         // the GPU reported an MMU, bus, QPU or queue fault during the replay
+  JobUnfinished,    // the stream ended with a job queued or running, or a job lost
+  BudgetExceeded,   // the run took longer than its time budget (recording's, capped by policy)
+  NotLoaded,        // run() without a loaded recording
+  MissingWeights,   // the recording omits its weights and the caller gave no model file
+  WeightsMismatch,  // the model file given is not the recording's (other, modified, truncated)
 };
 
 struct ReplayError {
@@ -54,6 +55,7 @@ struct ReplayError {
   const char* what = nullptr;  // the register or the fault concerned
   uint32_t address = 0;        // GPU VA of an MMU fault
   uint32_t jobs = 0;           // jobs started before the failure
+  int32_t weight = -1;         // the weight binding concerned
   VerifyError verify;
   bool ok() const { return code == ReplayCode::Ok; }
   const char* message() const;
@@ -90,10 +92,12 @@ class Replayer {
   Replayer& operator=(const Replayer&) = delete;
 
   // Verifies `rec` (against `gpu` if given, else against its own SKU) and loads it. `rec`
-  // must stay alive and unchanged until unload(). `weights`: the caller's weights, by
-  // region label, for recordings that omit them.
-  ReplayError load(const Recording& rec, const SkuIdentity* gpu, std::span<const TensorIn> weights,
-                   ReplayStats* stats);
+  // must stay alive and unchanged until unload(). `model_file`: the whole model file, for
+  // recordings that omit their weights: its size and digest and each bound range's digest
+  // are checked before any GPU memory is touched, then the ranges are copied in and kept
+  // for the session. Ignored for recordings that carry their weights.
+  ReplayError load(const Recording& rec, const SkuIdentity* gpu,
+                   std::span<const uint8_t> model_file, ReplayStats* stats);
   // One inference. On failure the outputs are zeroed and the session stays loaded.
   ReplayError run(std::span<const TensorIn> inputs, std::span<const TensorOut> outputs,
                   ReplayStats* stats);
@@ -102,7 +106,8 @@ class Replayer {
 
   // One shot: power up, verify against the GPU present, load, run, unload.
   ReplayError run(const Recording& rec, std::span<const TensorIn> inputs,
-                  std::span<const TensorOut> outputs, ReplayStats* stats);
+                  std::span<const TensorOut> outputs, ReplayStats* stats,
+                  std::span<const uint8_t> model_file = {});
 
  private:
   bool power_up();
@@ -119,6 +124,7 @@ class Replayer {
   uint8_t* page_of(uint32_t region, uint32_t page) { return p_.page(pa_[first_[region] + page]); }
   void copy_in(uint32_t region, uint32_t offset, const uint8_t* src, uint32_t bytes);
   void copy_out(uint32_t region, uint32_t offset, uint8_t* dst, uint32_t bytes);
+  ReplayCode check_weights(const Recording& rec, std::span<const uint8_t> file, ReplayError* err);
   ReplayCode execute(std::span<const TensorIn> inputs, ReplayStats* st, ReplayError* err);
   void write_inputs(std::span<const TensorIn> inputs);
   void scrub_run_pages(ReplayStats* st);

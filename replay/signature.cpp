@@ -14,6 +14,12 @@ KeyId key_id(const PublicKey& key) {
   return id;
 }
 
+Digest content_digest(std::span<const uint8_t> bytes) {
+  Digest d;
+  crypto_generichash(d.data(), d.size(), bytes.data(), bytes.size(), nullptr, 0);
+  return d;
+}
+
 SigResult verify_signature(std::span<const uint8_t> message, const KeyId& id,
                            const uint8_t (&signature)[kSignatureBytes],
                            std::span<const PublicKey> trusted) {

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <span>
 
+#include "replay/recording.h"
+
 namespace rplayer::replay {
 
 inline constexpr size_t kPublicKeyBytes = 32;
@@ -22,6 +24,9 @@ bool crypto_ready();
 
 // The first 8 bytes of BLAKE2b-256 (unkeyed) of the public key.
 KeyId key_id(const PublicKey& key);
+
+// BLAKE2b-256 of `bytes` (weight bindings, model files).
+Digest content_digest(std::span<const uint8_t> bytes);
 
 // Verifies `signature` over `message` with every trusted key whose id is `id`.
 SigResult verify_signature(std::span<const uint8_t> message, const KeyId& id,

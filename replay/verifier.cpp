@@ -119,6 +119,25 @@ VerifyError check_bindings(const Recording& rec) {
   return {};
 }
 
+// A weight binding fills a read-only Weights region from offset 0: one per region, no
+// longer than the region (the decoder checked the file range).
+VerifyError check_weight_bindings(const Recording& rec) {
+  std::vector<bool> bound(rec.regions.size(), false);
+  for (size_t i = 0; i < rec.weight_bindings.size(); ++i) {
+    const WeightBinding& w = rec.weight_bindings[i];
+    if (w.region >= rec.regions.size())
+      return fail(VerifyCode::WeightBindingKind, "weights.region", int32_t(i));
+    const Region& r = rec.regions[w.region];
+    if (r.kind != RegionKind::Weights || r.gpu_writable)
+      return fail(VerifyCode::WeightBindingKind, "weights.region", int32_t(i));
+    if (w.length > r.size) return fail(VerifyCode::WeightBindingSize, "weights.length", int32_t(i));
+    if (bound[w.region])
+      return fail(VerifyCode::WeightBindingOverlap, "weights.region", int32_t(i));
+    bound[w.region] = true;
+  }
+  return {};
+}
+
 // Each page-load entry once; each LoadMemory action then only checks its range, so
 // verification stays linear in the file however the actions share the table.
 VerifyError check_loads(const Recording& rec) {
@@ -241,6 +260,12 @@ const char* VerifyError::message() const {
       return "replay budget malformed or over the policy's maximum (replay_budget_ms)";
     case VerifyCode::SkuNameMismatch:
       return "the SKU name does not match the GPU the recording identifies";
+    case VerifyCode::WeightBindingKind:
+      return "weight binding for a region that is not a read-only Weights region";
+    case VerifyCode::WeightBindingSize:
+      return "weight binding longer than its region";
+    case VerifyCode::WeightBindingOverlap:
+      return "two weight bindings for one region";
   }
   return "?";
 }
@@ -289,6 +314,7 @@ VerifyError verify_recording(const Recording& rec, const SkuIdentity& present,
   const RegionIndex index(rec);
   if (VerifyError e = check_regions(rec, index, limits); !e.ok()) return e;
   if (VerifyError e = check_bindings(rec); !e.ok()) return e;
+  if (VerifyError e = check_weight_bindings(rec); !e.ok()) return e;
   if (VerifyError e = check_loads(rec); !e.ok()) return e;
   return check_actions(rec, *sku, index, limits);
 }

@@ -46,9 +46,12 @@ enum class VerifyCode : uint8_t {
                 // GPU-writable Output region
   BindingSize,  // bytes do not match shape x element size (checked, no wrap)
   NoJobs,
-  TooMuchWork,      // the runs' page copies exceed the policy
-  BadBudget,        // a malformed replay budget, or one over the policy's maximum
-  SkuNameMismatch,  // the SKU name does not match the recording's IDENT values
+  TooMuchWork,           // the runs' page copies exceed the policy
+  BadBudget,             // a malformed replay budget, or one over the policy's maximum
+  SkuNameMismatch,       // the SKU name does not match the recording's IDENT values
+  WeightBindingKind,     // a weight binding for a region that is not read-only Weights
+  WeightBindingSize,     // a weight binding longer than its region
+  WeightBindingOverlap,  // two weight bindings for one region
 };
 
 struct VerifyError {

@@ -64,15 +64,18 @@ void ReplayClient::close() {
 }
 
 TeeStatus ReplayClient::load(const std::vector<uint8_t>& recording, uint32_t* handle,
-                             uint32_t* classes) {
+                             uint32_t* classes, const std::vector<uint8_t>& model_file) {
   TeeStatus st;
   if (!open_) return st.result = TEEC_ERROR_BAD_STATE, st.origin = TEEC_ORIGIN_API, st;
   char why[256] = {};
   TEEC_Operation op{};
-  op.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT,
-                                   TEEC_MEMREF_TEMP_OUTPUT, TEEC_NONE);
+  op.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT, TEEC_MEMREF_TEMP_OUTPUT,
+                       model_file.empty() ? TEEC_NONE : TEEC_MEMREF_TEMP_INPUT);
   op.params[0].tmpref = {const_cast<uint8_t*>(recording.data()), recording.size()};
   op.params[2].tmpref = {why, sizeof why};
+  if (!model_file.empty())
+    op.params[3].tmpref = {const_cast<uint8_t*>(model_file.data()), model_file.size()};
   st.result = TEEC_InvokeCommand(&session_, kReplayTaLoadRecording, &op, &st.origin);
   if (!st.ok()) {
     why[sizeof why - 1] = 0;

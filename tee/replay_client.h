@@ -35,7 +35,10 @@ class ReplayClient {
   TeeStatus open(const std::string& tee);
   void close();
 
-  TeeStatus load(const std::vector<uint8_t>& recording, uint32_t* handle, uint32_t* classes);
+  // `model_file`: the whole model file, for a recording that omits its weights (empty:
+  // none sent).
+  TeeStatus load(const std::vector<uint8_t>& recording, uint32_t* handle, uint32_t* classes,
+                 const std::vector<uint8_t>& model_file = {});
   // Classifies an encoded image (or, with kReplayInputTensor, a float32 tensor).
   TeeStatus classify(uint32_t handle, const std::vector<uint8_t>& input, uint32_t k,
                      std::vector<TopEntry>* top, RunStats* stats,

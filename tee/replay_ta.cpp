@@ -85,6 +85,8 @@ TEE_Result replay_result(const replay::ReplayError& e) {
     case replay::ReplayCode::MissingInput:
     case replay::ReplayCode::MissingWeights:
     case replay::ReplayCode::MissingOutput: return TEE_ERROR_BAD_PARAMETERS;
+    case replay::ReplayCode::WeightsMismatch:
+      return TEE_ERROR_SECURITY;
     case replay::ReplayCode::NotLoaded: return TEE_ERROR_BAD_STATE;
     default: return TEE_ERROR_GENERIC;  // GPU timeouts, faults, mismatched reads
   }
@@ -154,14 +156,16 @@ TEE_Result ReplayTa::invoke(void* session_ctx, uint32_t cmd, uint32_t types, TEE
 }
 
 TEE_Result ReplayTa::load(Session* s, uint32_t types, TEE_Param* p) {
-  const uint32_t t2 = TEE_PARAM_TYPE_GET(types, 2);
+  const uint32_t t2 = TEE_PARAM_TYPE_GET(types, 2), t3 = TEE_PARAM_TYPE_GET(types, 3);
   if (TEE_PARAM_TYPE_GET(types, 0) != TEE_PARAM_TYPE_MEMREF_INPUT ||
       TEE_PARAM_TYPE_GET(types, 1) != TEE_PARAM_TYPE_VALUE_OUTPUT ||
       (t2 != kTypeNone && t2 != TEE_PARAM_TYPE_MEMREF_OUTPUT) ||
-      TEE_PARAM_TYPE_GET(types, 3) != kTypeNone)
+      (t3 != kTypeNone && t3 != TEE_PARAM_TYPE_MEMREF_INPUT))
     return TEE_ERROR_BAD_PARAMETERS;
   if (p[0].memref.size > cfg_.max_recording_bytes)
     return say(types, p, 2, "recording too large"), TEE_ERROR_EXCESS_DATA;
+  if (t3 != kTypeNone && p[3].memref.size > cfg_.max_model_bytes)
+    return say(types, p, 2, "model file too large"), TEE_ERROR_EXCESS_DATA;
   if (loaded_.size() >= cfg_.max_loaded)
     return say(types, p, 2, "too many recordings loaded"), TEE_ERROR_BUSY;
   // Copy before checking: the client can still write its shared memory.
@@ -177,9 +181,19 @@ TEE_Result ReplayTa::load(Session* s, uint32_t types, TEE_Param* p) {
     if (b.is_input && !l->input) l->input = &b;
     if (!b.is_input && !l->output) l->output = &b;
   }
-  if (!l->input || !l->output || l->rec.bindings.size() != 2 || l->rec.weights_omitted)
-    return say(types, p, 2, "the TA replays recordings with one input, one output and weights"),
+  if (!l->input || !l->output || l->rec.bindings.size() != 2)
+    return say(types, p, 2, "the TA replays recordings with one input and one output"),
            TEE_ERROR_NOT_SUPPORTED;
+  if (l->rec.weights_omitted && t3 == kTypeNone)
+    return say(types, p, 2, "the recording omits its weights: send the model file"),
+           TEE_ERROR_BAD_PARAMETERS;
+  // The model file, copied before use (the client can still write its shared memory): the
+  // replayer checks it against the recording's digests and copies the weights into the
+  // session's pages, where they stay until unload; this copy is dropped after the load.
+  std::vector<uint8_t> model;
+  if (l->rec.weights_omitted)
+    model.assign(static_cast<const uint8_t*>(p[3].memref.buffer),
+                 static_cast<const uint8_t*>(p[3].memref.buffer) + p[3].memref.size);
   if (!nn::parse_preprocess(meta(l->rec, "preprocess"), &l->preprocess))
     l->preprocess = nn::Preprocess::kNone;  // tensor inputs only
   // The input shape sizes the image decode and resize in TA memory: only image shapes
@@ -192,7 +206,7 @@ TEE_Result ReplayTa::load(Session* s, uint32_t types, TEE_Param* p) {
            TEE_ERROR_NOT_SUPPORTED;
   l->replayer =
       std::make_unique<replay::Replayer>(*platform_, replay::limits_for_pool(cfg_.pool_bytes));
-  const replay::ReplayError e = l->replayer->load(l->rec, &gpu_, {}, nullptr);
+  const replay::ReplayError e = l->replayer->load(l->rec, &gpu_, model, nullptr);
   if (!e.ok()) return say(types, p, 2, e.format(why, sizeof why)), replay_result(e);
   l->owner = s;
   const uint32_t h = next_handle_++;

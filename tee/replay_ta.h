@@ -32,6 +32,7 @@ struct ReplayTaConfig {
   uint32_t max_top_k = 0;               // >0: RUN returns at most this many classes, never all scores
   uint32_t max_loaded = 4;              // recordings loaded at once, all sessions together
   uint64_t max_recording_bytes = 256ull << 20;
+  uint64_t max_model_bytes = 256ull << 20;  // model files for weight-less recordings
 };
 
 class ReplayTa final : public TrustedApp {

@@ -27,7 +27,7 @@ double ms_since(Clock::time_point t) {
 
 struct ClassifyOpts {
   bool tee = false;
-  std::string recording, model = "squeezenet", sku = "v3d-7.1", keys, trust, dir;
+  std::string recording, model = "squeezenet", sku = "v3d-7.1", keys, trust, dir, weights;
   std::vector<std::string> images;
   bool json = false;
   int top = 5;
@@ -73,6 +73,11 @@ int classify(const ClassifyOpts& o) {
   // Every image must be readable before anything is classified: no partial output.
   std::vector<std::vector<uint8_t>> images;
   for (const std::string& path : o.images) images.push_back(nn::read_whole_file(path));
+  // A weight-less recording: the TA gets the model file and checks it against the digests.
+  std::vector<uint8_t> model_file;
+  if (rec.weights_omitted)
+    model_file = nn::read_whole_file(o.weights.empty() ? nn::load_model(model_name).weights_file
+                                                       : o.weights);
 
   TeeWorldsOptions wo;
   wo.dir = o.dir, wo.sku = rec.sku_name, wo.keys = o.keys, wo.top_k_only = o.top_k_only;
@@ -85,7 +90,7 @@ int classify(const ClassifyOpts& o) {
   tee::ReplayClient client;
   tee::TeeStatus st = client.open(worlds->tee_socket());
   uint32_t handle = 0, classes = 0;
-  if (st.ok()) st = client.load(bytes, &handle, &classes);
+  if (st.ok()) st = client.load(bytes, &handle, &classes, model_file);
   if (!st.ok()) {
     std::fprintf(stderr, "rplayer classify: loading the recording into the TEE: %s\n",
                  st.message().c_str());
@@ -178,6 +183,8 @@ void add_classify_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--tee", o->tee, "Through the replay TA in the secure world (the only mode)");
   cmd->add_option("--recording", o->recording,
                   "Signed recording to load (default: record --model now)");
+  cmd->add_option("--weights", o->weights,
+                  "Model file for a weight-less recording (default: the recorded model's)");
   cmd->add_option("--model", o->model, "Model to record when no --recording is given")
       ->capture_default_str();
   cmd->add_option("--sku", o->sku, "GPU to record on when no --recording is given")

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hw/soc.h"
+#include "nn/file_bytes.h"
 #include "nn/model_error.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
@@ -101,7 +102,7 @@ int verify_cmd(const std::string& file, const std::vector<std::string>& keys,
 }
 
 struct ReplayOpts {
-  std::string file, trust;
+  std::string file, trust, weights;
   std::vector<std::string> keys, images;
   bool json = false;
   int top = 5;
@@ -138,11 +139,17 @@ int replay_cmd(const ReplayOpts& o) {
   for (const std::string& path : o.images)
     inputs.push_back(nn::preprocess_image(path, info.preprocess, info.input_shape.w,
                                           info.input_shape.h));
+  // A weight-less recording takes its weights from the model file: --weights, else the
+  // file of the model the recording names.
+  std::vector<uint8_t> model_file;
+  if (rec.weights_omitted)
+    model_file = nn::read_whole_file(o.weights.empty() ? nn::load_model(model_name).weights_file
+                                                       : o.weights);
   // One session for all images: verified and loaded once, each image a run.
   ReplayTarget target(rec.sku_name);
   replay::ReplayStats load_st;
   const auto tl = Clock::now();
-  const replay::ReplayError le = target.load(rec, &load_st);
+  const replay::ReplayError le = target.load(rec, &load_st, model_file);
   const double session_ms = ms_since(tl);
   if (!le.ok()) {
     char buf[256];
@@ -151,7 +158,9 @@ int replay_cmd(const ReplayOpts& o) {
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].size() * 4 != in_b->bytes)
-      throw std::runtime_error("input size does not match the recording's binding");
+      throw std::runtime_error(o.images[i] + ": the input has " + std::to_string(inputs[i].size()) +
+                               " values, the recording's '" + in_b->name + "' takes " +
+                               std::to_string(in_b->bytes / 4));
     std::vector<float> out(out_b->bytes / 4);
     replay::ReplayStats st;
     const auto t1 = Clock::now();
@@ -215,8 +224,9 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   rc->add_option("-o,--output", ro->output, "Recording file")->required();
   rc->add_option("--keys", ro->req.keys, "Key directory (default $RPLAYER_KEYS or ./keys)");
   rc->add_option("--image", ro->req.image, "Image to record with (default: a fixed pattern)");
-  rc->add_flag("--omit-weights", ro->req.omit_weights, "Leave the weights out of the recording (for an embedding replayer that "
-               "supplies them to Replayer::load; rplayer replay and the TA do not)");
+  rc->add_flag("--omit-weights", ro->req.omit_weights,
+               "Leave the weights out: replay and the TA take them from the model file, "
+               "checked against the recording's digests");
   rc->callback(wrap("record", [=] { return record_cmd(*ro); }));
 
   static std::string vf_file_storage;  // lives as long as the app
@@ -241,6 +251,8 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   rpc->add_option("--input", rp->images, "Input image(s)")->required();
   rpc->add_option("--key", rp->keys, "Trusted public key file (repeatable)");
   rpc->add_option("--trust", rp->trust, "Trust store directory or file");
+  rpc->add_option("--weights", rp->weights,
+                  "Model file for a weight-less recording (default: the recorded model's)");
   rpc->add_option("--top", rp->top, "How many classes to print")->capture_default_str();
   rpc->add_flag("--json", rp->json, "One JSON object per image, one per line");
   rpc->callback(wrap("replay", [=] { return replay_cmd(*rp); }));

@@ -488,6 +488,19 @@ std::string render_text(const Inspection& ins, const InspectOptions& opts) {
               dtype_name(b.dtype), b.layout.c_str());
   }
 
+  appendf(&s, "\nweight bindings (%zu)%s\n", rec.weight_bindings.size(),
+          rec.weights_omitted ? ": weights omitted, supplied from the model file at replay" : "");
+  if (!rec.weight_bindings.empty()) {
+    appendf(&s, "  file %s, %llu bytes, digest %s\n", rec.weights_file.name.c_str(),
+            (unsigned long long)rec.weights_file.size,
+            record::to_hex(rec.weights_file.digest).c_str());
+    appendf(&s, "  %6s  %10s  %10s  %-16s  %s\n", "region", "offset", "length", "digest", "label");
+    for (const replay::WeightBinding& w : rec.weight_bindings)
+      appendf(&s, "  %6u  %10llu  %10u  %-16s  %s\n", w.region, (unsigned long long)w.offset,
+              w.length, record::to_hex(std::span(w.digest).first(8)).c_str(),
+              w.region < rec.regions.size() ? rec.regions[w.region].label.c_str() : "?");
+  }
+
   s += "\nstatistics\n";
   appendf(&s, "  jobs        %llu (%llu dispatches)\n", (unsigned long long)st.jobs,
           (unsigned long long)st.dispatches);
@@ -617,6 +630,17 @@ nlohmann::ordered_json render_json(const Inspection& ins, const InspectOptions& 
                              {"shape", b.shape},
                              {"dtype", dtype_name(b.dtype)},
                              {"layout", b.layout}});
+
+  j["weights"] = {{"omitted", rec.weights_omitted},
+                  {"file", rec.weights_file.name},
+                  {"size", rec.weights_file.size},
+                  {"digest", record::to_hex(rec.weights_file.digest)},
+                  {"bindings", json::array()}};
+  for (const replay::WeightBinding& w : rec.weight_bindings)
+    j["weights"]["bindings"].push_back({{"region", w.region},
+                                        {"offset", w.offset},
+                                        {"length", w.length},
+                                        {"digest", record::to_hex(w.digest)}});
 
   json by_op = json::object();
   for (uint8_t op = 1; op <= replay::kMaxActionOp; ++op)

@@ -92,22 +92,24 @@ ReplayTarget::ReplayTarget(const std::string& sku) {
 
 replay::ReplayError ReplayTarget::run(const replay::Recording& rec, const std::string& in_name,
                                       const nn::Tensor& input, const std::string& out_name,
-                                      std::vector<float>* out, replay::ReplayStats* st) {
+                                      std::vector<float>* out, replay::ReplayStats* st,
+                                      std::span<const uint8_t> model_file) {
   replay::TensorIn in{in_name.c_str(), input.data(), uint32_t(input.size() * 4)};
   replay::TensorOut o{out_name.c_str(), out->data(), uint32_t(out->size() * 4)};
   replay::Replayer r(*active_, limits());
-  return r.run(rec, {&in, 1}, {&o, 1}, st);
+  return r.run(rec, {&in, 1}, {&o, 1}, st, model_file);
 }
 
 replay::VerifyLimits ReplayTarget::limits() const {
   return replay::limits_for_pool(soc_->memory().secure_size());
 }
 
-replay::ReplayError ReplayTarget::load(const replay::Recording& rec, replay::ReplayStats* st) {
+replay::ReplayError ReplayTarget::load(const replay::Recording& rec, replay::ReplayStats* st,
+                                       std::span<const uint8_t> model_file) {
   session_ = std::make_unique<replay::Replayer>(*active_, limits());
   const replay::SkuIdentity gpu{soc_->sku().hub_ident1, soc_->sku().hub_ident3,
                                 soc_->sku().core_ident0, soc_->sku().core_ident1};
-  return session_->load(rec, &gpu, {}, st);
+  return session_->load(rec, &gpu, model_file, st);
 }
 
 replay::ReplayError ReplayTarget::run_loaded(const std::string& in_name, const nn::Tensor& input,

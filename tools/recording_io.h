@@ -52,9 +52,12 @@ class ReplayTarget {
   // One self-contained replay: verify, load, run, scrub everything.
   replay::ReplayError run(const replay::Recording& rec, const std::string& in_name,
                           const nn::Tensor& input, const std::string& out_name,
-                          std::vector<float>* out, replay::ReplayStats* st);
+                          std::vector<float>* out, replay::ReplayStats* st,
+                          std::span<const uint8_t> model_file = {});
   // A session: load once (`rec` must outlive it), then run_loaded() per input.
-  replay::ReplayError load(const replay::Recording& rec, replay::ReplayStats* st);
+  // `model_file`: the model's weights file, for recordings that omit their weights.
+  replay::ReplayError load(const replay::Recording& rec, replay::ReplayStats* st,
+                           std::span<const uint8_t> model_file = {});
   replay::ReplayError run_loaded(const std::string& in_name, const nn::Tensor& input,
                                  const std::string& out_name, std::vector<float>* out,
                                  replay::ReplayStats* st);

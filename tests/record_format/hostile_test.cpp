@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <random>
+#include <tuple>
 
 #include "tests/record_format/format_util.h"
 
@@ -148,7 +149,8 @@ TEST(RecordFormatHostile, WrongMagic) {
 }
 
 TEST(RecordFormatHostile, UnsupportedMajorVersion) {
-  expect(patched_header(8, B().u16(2)), DecodeCode::UnsupportedVersion, SectionType::Header);
+  expect(patched_header(8, B().u16(1)), DecodeCode::UnsupportedVersion, SectionType::Header);
+  expect(patched_header(8, B().u16(3)), DecodeCode::UnsupportedVersion, SectionType::Header);
 }
 
 TEST(RecordFormatHostile, UnsupportedMinorVersion) {
@@ -283,6 +285,31 @@ Bytes with(SectionType t, const Bytes& payload) {
   Parts p = small_parts();
   p.section(t) = payload;
   return seal(p);
+}
+
+// The weights part of BINDINGS: file name, size, digest, then (region, offset, length,
+// digest) per weight binding. Empty by default.
+struct WeightPart {
+  std::string file;
+  uint64_t size = 0;
+  std::vector<std::tuple<uint32_t, uint64_t, uint32_t>> ranges;
+  uint32_t count_override = ~0u;
+};
+Bytes weights_part(const WeightPart& w = {}) {
+  B b;
+  b.str(w.file).u64(w.size).raw(Bytes(32, 0));
+  b.u32(w.count_override != ~0u ? w.count_override : uint32_t(w.ranges.size()));
+  for (const auto& [region, offset, length] : w.ranges)
+    b.u32(region).u64(offset).u32(length).raw(Bytes(32, 0));
+  return b;
+}
+
+Bytes binding(uint8_t flags, uint8_t dtype, uint32_t region, uint32_t offset, uint32_t bytes,
+              uint8_t rank, const WeightPart& weights = {}) {
+  B b;
+  b.u32(1).str("prob").u8(flags).u8(dtype).u32(region).u32(offset).u32(bytes).u8(rank);
+  for (uint8_t i = 0; i < rank; ++i) b.u32(16);
+  return b.str("c").raw(weights_part(weights));
 }
 
 TEST(RecordFormatHostile, MetadataHugeCount) {
@@ -519,7 +546,9 @@ TEST(RecordFormatHostile, LoadIntoOmittedWeights) {
   Parts p = small_parts();
   put_u32(p.header, 12, kFlagWeightsOmitted);
   p.section(SectionType::Regions) = regions(0x10000, 4096, 3, 0);  // region 0: Weights
-  expect(seal(p), DecodeCode::WeightsOmitted, SectionType::Loads, "region");
+  // Region 0 bound to a range of the model file: its image must come from the file.
+  p.section(SectionType::Bindings) = binding(0, 0, 1, 16, 64, 1, {"w.bin", 4096, {{0, 0, 4096}}});
+  expect(seal(p), DecodeCode::WeightsOmitted, SectionType::Bindings, "loads");
 }
 
 TEST(RecordFormatHostile, ActionUnknownOp) {
@@ -553,16 +582,34 @@ TEST(RecordFormatHostile, LoadMemoryRangeOverflow) {
 }
 
 // One binding of small_recording(), fields adjustable.
-Bytes binding(uint8_t flags, uint8_t dtype, uint32_t region, uint32_t offset, uint32_t bytes,
-              uint8_t rank) {
-  B b;
-  b.u32(1).str("prob").u8(flags).u8(dtype).u32(region).u32(offset).u32(bytes).u8(rank);
-  for (uint8_t i = 0; i < rank; ++i) b.u32(16);
-  return b.str("c");
-}
-
 TEST(RecordFormatHostile, BindingBaselineMatches) {
   EXPECT_EQ(binding(0, 0, 1, 16, 64, 1), small_parts().section(SectionType::Bindings));
+}
+
+TEST(RecordFormatHostile, WeightBindingsMustStayInsideTheFile) {
+  auto with_weights = [](const WeightPart& w) {
+    return with(SectionType::Bindings, binding(0, 0, 1, 16, 64, 1, w));
+  };
+  const Bytes ok = with_weights({"w.bin", 8192, {{0, 4096, 4096}}});
+  Recording out;
+  ASSERT_TRUE(decode(ok, &out).ok());
+  ASSERT_EQ(out.weight_bindings.size(), 1u);
+  EXPECT_EQ(out.weight_bindings[0].offset, 4096u);
+  expect(with_weights({"w.bin", 8192, {{7, 0, 4096}}}), DecodeCode::BadIndex, SectionType::Bindings,
+         "weights.region");
+  expect(with_weights({"w.bin", 8192, {{0, 4097, 4096}}}), DecodeCode::BadIndex,
+         SectionType::Bindings, "weights.offset");
+  expect(with_weights({"w.bin", 8192, {{0, ~0ull - 10, 4096}}}), DecodeCode::BadIndex,
+         SectionType::Bindings, "weights.offset");  // offset + length wraps
+  expect(with_weights({"w.bin", 8192, {{0, 0, 0}}}), DecodeCode::BadIndex, SectionType::Bindings,
+         "weights.offset");
+  expect(with_weights({"", 8192, {{0, 0, 4096}}}), DecodeCode::BadString, SectionType::Bindings,
+         "weights.file");
+  expect(with_weights({"w.bin", 8192, {}}), DecodeCode::BadString, SectionType::Bindings,
+         "weights.file");
+  WeightPart lying{"w.bin", 8192, {{0, 0, 4096}}};
+  lying.count_override = 1000;
+  expect(with_weights(lying), DecodeCode::Truncated, SectionType::Bindings, "weights.count");
 }
 
 TEST(RecordFormatHostile, BindingUnknownDtype) {
@@ -591,8 +638,9 @@ TEST(RecordFormatHostile, BindingRankTooLarge) {
 
 TEST(RecordFormatHostile, BindingDuplicateName) {
   Bytes one = binding(0, 0, 1, 16, 64, 1);
+  const Bytes entry(one.begin() + 4, one.end() - long(weights_part().size()));
   B two;
-  two.u32(2).raw(Bytes(one.begin() + 4, one.end())).raw(Bytes(one.begin() + 4, one.end()));
+  two.u32(2).raw(entry).raw(entry).raw(weights_part());
   expect(with(SectionType::Bindings, two), DecodeCode::DuplicateName, SectionType::Bindings);
 }
 

@@ -32,8 +32,9 @@ TEST(RecordFormatRoundTrip, Empty) {
   Recording r = round_trip(Recording{});
   EXPECT_TRUE(r == Recording{});
   Bytes bytes = encode_recording(Recording{}, trusted_key());
-  // Header, table, six empty sections of a u32 count each, signature.
-  EXPECT_EQ(bytes.size(), kSectionsStart + 6 * 4 + kSignatureSectionBytes);
+  // Header, table, six empty sections of a u32 count each, the empty weights part of
+  // BINDINGS (file name, size, digest, count), signature.
+  EXPECT_EQ(bytes.size(), kSectionsStart + 6 * 4 + (2 + 8 + 32 + 4) + kSignatureSectionBytes);
 }
 
 TEST(RecordFormatRoundTrip, Small) {
@@ -198,7 +199,7 @@ TEST(RecordFormatEncoder, RejectsWhatItCannotRepresent) {
   r.actions[0].op = static_cast<ActionOp>(9);
   EXPECT_NE(message(r).find("unknown"), std::string::npos);
   r = small_recording();
-  r.version_major = 2;
+  r.version_major = 1;
   EXPECT_NE(message(r).find("version"), std::string::npos);
   r = small_recording();
   r.blobs[0].data.pop_back();
@@ -218,9 +219,14 @@ TEST(RecordFormatEncoder, RejectsWhatItCannotRepresent) {
   r = small_recording();
   r.weights_omitted = true;
   r.regions[0].kind = RegionKind::Weights;
+  r.weights_file = {"w.bin", 4096, {}};
+  r.weight_bindings = {{0, 0, 4096, {}}};
   EXPECT_EQ(message(r),
-            "recording violates the format: LOADS[0].region: load into an "
-            "omitted Weights region");
+            "recording violates the format: BINDINGS[0].loads: load into a bound Weights "
+            "region of a weight-less recording");
+  r.weights_file.size = 100;  // the range ends past the file
+  EXPECT_EQ(message(r),
+            "recording violates the format: BINDINGS[0].weights.offset: index out of range");
 }
 
 TEST(RecordFormatDecoder, ErrorFormat) {

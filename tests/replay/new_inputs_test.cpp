@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
 #include "record/recorder.h"
@@ -21,13 +22,19 @@ struct Recorded {
   nn::Model model;
   replay::Recording rec;
   std::unique_ptr<tools::GpuStack> native;  // the recording stack, kept for native runs
+  std::vector<uint8_t> model_file;          // for weight-less recordings: supplies the weights
 };
 
+// Weight-less recordings (the default here) replay with the weights taken from the model
+// file, checked against the recording's digests, as a device does with a cloud recording.
 std::unique_ptr<Recorded> record_model(const std::string& name, const std::string& sku,
-                                       const nn::Tensor& first_input) {
+                                       const nn::Tensor& first_input, bool omit_weights = true) {
   auto r = std::make_unique<Recorded>();
   r->model = nn::load_model(name);
-  r->native = std::make_unique<tools::GpuStack>(sku, r->model, record::RecorderOptions{});
+  record::RecorderOptions opts;
+  opts.omit_weights = omit_weights;
+  if (omit_weights) r->model_file = nn::read_whole_file(r->model.weights_file);
+  r->native = std::make_unique<tools::GpuStack>(sku, r->model, opts);
   r->native->recorder().start();
   r->native->infer(first_input);
   std::string err;
@@ -40,6 +47,8 @@ std::unique_ptr<Recorded> record_model(const std::string& name, const std::strin
         << err;
   }
   EXPECT_TRUE(r->native->recorder().finish(&r->rec, &err)) << err;
+  EXPECT_EQ(r->rec.weights_omitted, omit_weights);
+  if (omit_weights) EXPECT_FALSE(r->rec.weight_bindings.empty());
   return r;
 }
 
@@ -61,7 +70,7 @@ void expect_identical(Recorded& r, tools::ReplayTarget& target, const nn::Tensor
   std::vector<float> out(native.size());
   replay::ReplayStats st;
   const replay::ReplayError e = target.run(r.rec, r.model.info.input_blob, input,
-                                           r.model.info.output_blob, &out, &st);
+                                           r.model.info.output_blob, &out, &st, r.model_file);
   char buf[256];
   ASSERT_TRUE(e.ok()) << what << ": " << e.format(buf, sizeof buf);
   ASSERT_EQ(std::memcmp(out.data(), native.data(), out.size() * 4), 0)
@@ -103,20 +112,34 @@ TEST(NewInputs, SqueezeNetReplaysBitIdenticalToNative) {
 }
 
 TEST(NewInputs, MnistAllDigitsOnBothSkus) {
-  for (const std::string sku : {"v3d-7.1", "v3d-4.2"}) {
-    const nn::ModelInfo info = nn::resolve_model("mnist");
-    auto digit = [&](int d) {
-      return nn::preprocess_image(shared("images/digits/" + std::to_string(d) + ".pgm"),
-                                  info.preprocess, info.input_shape.w, info.input_shape.h);
-    };
-    auto r = record_model("mnist", sku, digit(0));
-    GuardedTarget guarded(sku);
-    tools::ReplayTarget& target = guarded.target;
-    for (int d = 0; d < 10; ++d) {
-      expect_identical(*r, target, digit(d), sku + " digit " + std::to_string(d));
-      if (HasFatalFailure()) return;
+  for (const std::string model : {"mnist", "mnist-onnx"})
+    for (const std::string sku : {"v3d-7.1", "v3d-4.2"}) {
+      const nn::ModelInfo info = nn::resolve_model(model);
+      auto digit = [&](int d) {
+        return nn::preprocess_image(shared("images/digits/" + std::to_string(d) + ".pgm"),
+                                    info.preprocess, info.input_shape.w, info.input_shape.h);
+      };
+      auto r = record_model(model, sku, digit(0));
+      GuardedTarget guarded(sku);
+      tools::ReplayTarget& target = guarded.target;
+      for (int d = 0; d < 10; ++d) {
+        expect_identical(*r, target, digit(d), model + " " + sku + " digit " + std::to_string(d));
+        if (HasFatalFailure()) return;
+      }
     }
-  }
+}
+
+// A recording that carries its weights replays the same, without a model file.
+TEST(NewInputs, RecordingWithWeightsNeedsNoModelFile) {
+  const nn::ModelInfo info = nn::resolve_model("mnist");
+  auto digit = [&](int d) {
+    return nn::preprocess_image(shared("images/digits/" + std::to_string(d) + ".pgm"),
+                                info.preprocess, info.input_shape.w, info.input_shape.h);
+  };
+  auto r = record_model("mnist", "v3d-7.1", digit(0), /*omit_weights=*/false);
+  EXPECT_FALSE(r->rec.weight_bindings.empty()) << "bindings listed all the same";
+  GuardedTarget guarded("v3d-7.1");
+  for (int d : {3, 8}) expect_identical(*r, guarded.target, digit(d), "digit " + std::to_string(d));
 }
 
 TEST(NewInputs, BenchGraphsWithGeneratedInputs) {
@@ -132,7 +155,7 @@ TEST(NewInputs, BenchGraphsWithGeneratedInputs) {
       for (size_t k = 0; k < t.size(); ++k) t.data()[k] = u(g);
       return t;
     };
-    auto r = record_model(name, "v3d-7.1", input(1));
+    auto r = record_model(name, "v3d-7.1", input(1), /*omit_weights=*/false);
     GuardedTarget guarded("v3d-7.1");
     tools::ReplayTarget& target = guarded.target;
     for (uint32_t s = 2; s < 5; ++s) {

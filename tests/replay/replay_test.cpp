@@ -90,25 +90,52 @@ TEST_P(ReplayTest, SessionRunsEqualFreshReplays) {
   EXPECT_EQ(session.run({&ti, 1}, {&to, 1}, nullptr).code, ReplayCode::NotLoaded);
 }
 
-// A recording without the weights' images: the caller supplies them at load, and the
-// replay computes with the caller's weights; without them the load is refused.
-TEST_P(ReplayTest, OmittedWeightsComeFromTheCaller) {
+// A recording without the weights' images: the caller supplies the model file at load,
+// which must be the recorded one (size, digest, each bound range); anything else is
+// refused before any GPU memory is touched.
+TEST_P(ReplayTest, OmittedWeightsComeFromTheModelFile) {
   const Recording r = record_workload(GetParam(), ramp(0.5f), /*omit_weights=*/true);
   ASSERT_TRUE(r.weights_omitted);
+  ASSERT_EQ(r.weight_bindings.size(), 1u);
+  EXPECT_EQ(r.weight_bindings[0].offset, kWeightsOffset);
+  EXPECT_EQ(r.weight_bindings[0].length, kN * 4);
   ReplaySoc target(GetParam(), true);
   Replayer session(*target.oracle);
   EXPECT_EQ(session.load(r, &r.sku, {}, nullptr).code, ReplayCode::MissingWeights);
-  for (const std::vector<float>& bias : {recorded_bias(), ramp(0.25f)}) {
-    const TensorIn weights{"bias", bias.data(), kN * 4};
-    ASSERT_TRUE(session.load(r, &r.sku, {&weights, 1}, nullptr).ok());
-    const std::vector<float> in = ramp(-1.25f);
+  const std::vector<uint8_t> file = workload_weights_file();
+  std::vector<uint8_t> modified = file, truncated = file, outside = file;
+  modified[kWeightsOffset + 100] ^= 1;
+  truncated.resize(file.size() - 1);
+  outside[3] ^= 1;  // outside every bound range: still another file
+  const std::vector<uint8_t> other = workload_weights_file(ramp(0.25f));
+  const struct {
+    const std::vector<uint8_t>* bytes;
+    const char* what;
+  } wrong[] = {
+      {&modified, "digest"}, {&truncated, "size"}, {&outside, "digest"}, {&other, "digest"}};
+  for (const auto& w : wrong) {
+    const ReplayError e = session.load(r, &r.sku, *w.bytes, nullptr);
+    char buf[200];
+    EXPECT_EQ(e.code, ReplayCode::WeightsMismatch) << e.format(buf, sizeof buf);
+    EXPECT_NE(std::string(e.format(buf, sizeof buf)).find(w.what), std::string::npos) << buf;
+    EXPECT_EQ(target.platform->pages_in_use(), 0u) << "no GPU memory touched";
+  }
+  // A range whose digest differs although the file's matches: the binding is named.
+  Recording tampered = r;
+  tampered.weight_bindings[0].digest[0] ^= 1;
+  const ReplayError e = session.load(tampered, &r.sku, file, nullptr);
+  EXPECT_EQ(e.code, ReplayCode::WeightsMismatch);
+  EXPECT_EQ(e.weight, 0);
+  ASSERT_TRUE(session.load(r, &r.sku, file, nullptr).ok());
+  for (float scale : {-1.25f, 3.f}) {
+    const std::vector<float> in = ramp(scale);
     std::vector<float> out(kN, -1.f);
     TensorIn ti{"in", in.data(), kN * 4};
     TensorOut to{"out", out.data(), kN * 4};
-    const ReplayError e = session.run({&ti, 1}, {&to, 1}, nullptr);
+    const ReplayError re = session.run({&ti, 1}, {&to, 1}, nullptr);
     char buf[200];
-    ASSERT_TRUE(e.ok()) << e.format(buf, sizeof buf);
-    EXPECT_EQ(out, expected(in, bias));
+    ASSERT_TRUE(re.ok()) << re.format(buf, sizeof buf);
+    EXPECT_EQ(out, expected(in));
   }
   session.unload();
   EXPECT_TRUE(target.platform->pool_is_clean());
@@ -355,6 +382,25 @@ TEST_F(VerifierTest, BindingsMustStayInsideTheirRegions) {
   r = *base_;
   r.bindings[0].region = 99;
   EXPECT_EQ(verify(r), VerifyCode::BindingOutsideRegion);
+}
+
+// Weight bindings fill read-only Weights regions, one binding per region, within it.
+TEST_F(VerifierTest, WeightBindingsMustFitTheirRegions) {
+  ASSERT_EQ(base_->weight_bindings.size(), 1u);
+  Recording r = *base_;
+  const uint32_t bias = r.weight_bindings[0].region;
+  r.regions[bias].gpu_writable = true;
+  EXPECT_EQ(verify(r), VerifyCode::WeightBindingKind);
+  r = *base_;
+  for (uint32_t i = 0; i < r.regions.size(); ++i)
+    if (r.regions[i].kind == RegionKind::Input) r.weight_bindings[0].region = i;
+  EXPECT_EQ(verify(r), VerifyCode::WeightBindingKind);
+  r = *base_;
+  r.weight_bindings[0].length = r.regions[bias].size + 1;
+  EXPECT_EQ(verify(r), VerifyCode::WeightBindingSize);
+  r = *base_;
+  r.weight_bindings.push_back(r.weight_bindings[0]);
+  EXPECT_EQ(verify(r), VerifyCode::WeightBindingOverlap);
 }
 
 TEST_F(VerifierTest, LoadsAndSkuAreChecked) {

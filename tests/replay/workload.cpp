@@ -1,8 +1,10 @@
 #include "tests/replay/workload.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "driver/v3d_driver.h"
@@ -26,12 +28,19 @@ Recording record_workload(const std::string& sku, const std::vector<float>& inpu
   std::string err;
   auto drv = driver::V3dDriver::probe(rec, {}, &err);
   EXPECT_TRUE(drv) << err;
-  auto bo = [&](uint32_t size, driver::BoUsage u, bool w, const char* label, uint8_t** cpu) {
+  auto bo = [&](uint32_t size, driver::BoUsage u, bool w, const char* label, uint8_t** cpu,
+                bool from_file = false) {
     driver::CreateBo c;
     c.size = size;
     c.usage = u;
     c.gpu_writable = w;
     c.label = label;
+    if (from_file) {  // a range of the weights file, as the NN backend uploads weights
+      c.has_weight_source = true;
+      c.weight_model = workload_weights_path();
+      c.weight_offset = kWeightsOffset;
+      c.weight_length = size;
+    }
     EXPECT_EQ(drv->create_bo(c), 0);
     uint32_t sz;
     drv->mmap_bo(c.handle, cpu, &sz);
@@ -57,11 +66,12 @@ Recording record_workload(const std::string& sku, const std::vector<float>& inpu
   auto c = bo(4096, driver::BoUsage::Code, false, "kernel", &pc);
   auto in = bo(kN * 4, driver::BoUsage::Input, false, "in", &pin);
   auto out = bo(kN * 4, driver::BoUsage::Output, true, "out", &pout);
-  auto bias = bo(kN * 4, driver::BoUsage::Weights, false, "bias", &pbias);
+  auto bias = bo(kN * 4, driver::BoUsage::Weights, false, "bias", &pbias, true);
   auto u1 = bo(4096, driver::BoUsage::Uniforms, false, "u1", &pu1);
   auto u2 = bo(4096, driver::BoUsage::Uniforms, false, "u2", &pu2);
   std::memcpy(pc, code.words.data(), code.words.size() * 8);
-  for (uint32_t i = 0; i < kN; ++i) reinterpret_cast<float*>(pbias)[i] = float(i % 7) - 3.f;
+  const std::vector<uint8_t> file = workload_weights_file();  // the bias, as stored
+  std::memcpy(pbias, file.data() + kWeightsOffset, kN * 4);
   const uint32_t a1[3] = {in.gpu_va, out.gpu_va, bias.gpu_va};
   const uint32_t a2[3] = {out.gpu_va, out.gpu_va, bias.gpu_va};  // in place on the output
   std::memcpy(pu1, a1, 12);
@@ -86,6 +96,24 @@ Recording record_workload(const std::string& sku, const std::vector<float>& inpu
   Recording r;
   EXPECT_TRUE(rec.finish(&r, &err)) << err;
   return r;
+}
+
+std::vector<uint8_t> workload_weights_file(const std::vector<float>& bias) {
+  std::vector<uint8_t> f(kWeightsOffset + kN * 4 + 32, 0);
+  std::memcpy(f.data(), "rplayer workload weights", 24);
+  std::memcpy(f.data() + kWeightsOffset, bias.data(), kN * 4);
+  return f;
+}
+
+std::string workload_weights_path() {
+  static const std::string path = [] {
+    const std::string p = "/tmp/rplayer-workload-weights-" + std::to_string(getpid()) + ".bin";
+    const std::vector<uint8_t> f = workload_weights_file();
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(f.data()), std::streamsize(f.size()));
+    return p;
+  }();
+  return path;
 }
 
 std::vector<float> recorded_bias() {

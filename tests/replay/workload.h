@@ -20,6 +20,11 @@ inline constexpr uint32_t kN = 1024;  // floats
 Recording record_workload(const std::string& sku, const std::vector<float>& input,
                           bool omit_weights = false);
 std::vector<float> recorded_bias();
+// The workload's "model file": a header, then the bias at kWeightsOffset (the recorded
+// bias, or another), then padding. workload_weights_path() is the recorded one on disk.
+inline constexpr uint32_t kWeightsOffset = 64;
+std::vector<uint8_t> workload_weights_file(const std::vector<float>& bias = recorded_bias());
+std::string workload_weights_path();
 // What the three jobs compute from `in` with `bias`.
 std::vector<float> expected(const std::vector<float>& in,
                             const std::vector<float>& bias = recorded_bias());
