@@ -311,7 +311,20 @@ int V3dDriver::create_bo(CreateBo& args) {
     for (uint32_t i = 0; i < npages; ++i)
       pt_[(bo->info.gpu_va >> PAGE_SHIFT) + i] = flags | uint32_t(bo->pages[i] >> PAGE_SHIFT);
   }
-  if (!flush_mmu()) return fail(-ETIMEDOUT, "create_bo: MMU flush timed out");
+  if (!flush_mmu()) {
+    // Undo everything: the PTEs first (the next successful flush, which every later
+    // buffer's creation needs before its first use, publishes them cleared), then the
+    // CPU mapping, the pages and the VA range. Nothing references this range yet.
+    {
+      std::lock_guard lk(bo_mu_);
+      for (uint32_t i = 0; i < npages; ++i) pt_[(bo->info.gpu_va >> PAGE_SHIFT) + i] = 0;
+    }
+    munmap(bo->cpu, size);
+    std::lock_guard lk(bo_mu_);
+    pages_->free(bo->pages);
+    vas_->free(bo->info.gpu_va, size);
+    return fail(-ETIMEDOUT, "create_bo: MMU flush timed out for '" + args.label + "'");
+  }
   io_.on_bo_mapped(bo->info);
   args.handle = bo->info.handle;
   args.gpu_va = bo->info.gpu_va;

@@ -86,6 +86,7 @@ class V3dDriver {
   std::string last_error() const;
   std::vector<JobFault> faults() const;
   DriverStats stats() const;
+  uint64_t free_gpu_pages() const { return pages_->free_pages(); }  // diagnostics, tests
   const BoInfo* bo_info(uint32_t handle);  // valid until the BO is freed
 
  private:

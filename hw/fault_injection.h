@@ -16,6 +16,8 @@ struct FaultInjection {
   std::atomic<uint64_t> corrupt_dma_page{0};  // restrict that to physical page N-1 (0: any)
   std::atomic<int> fail_resets{0};         // next N resets never finish
   std::atomic<uint32_t> power_delay_us{0};  // added to every power/reset transition
+  std::atomic<int> slow_mmu_flushes{0};     // next N MMU cache flushes take
+  std::atomic<uint32_t> mmu_flush_delay_us{0};  // this long (beyond a driver's timeout)
 
   // Consumes one armed occurrence; true if the fault fires now.
   static bool take(std::atomic<int>& armed) {

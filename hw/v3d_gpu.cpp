@@ -311,8 +311,10 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       mmuc_control_ = v & MMUC_CONTROL_ENABLE;
       if ((v & (MMUC_CONTROL_FLUSH | sku_.mmuc_clear_bit)) && !mmuc_flushing_) {
         mmuc_flushing_ = true;
-        events_.schedule_after(latency(timing_.mmuc_flush_ns),
-                               [this, e = epoch_] { finish_mmu_maintenance(e, false); });
+        const auto d = FaultInjection::take(faults_.slow_mmu_flushes)
+                           ? std::chrono::microseconds(faults_.mmu_flush_delay_us.load())
+                           : latency(timing_.mmuc_flush_ns);
+        events_.schedule_after(d, [this, e = epoch_] { finish_mmu_maintenance(e, false); });
         account_maintenance();
       }
       sync_mmu_config();

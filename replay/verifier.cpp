@@ -273,7 +273,10 @@ const char* VerifyError::message() const {
 const char* VerifyError::format(char* buf, size_t size) const {
   char idx[16] = "";
   if (index >= 0) std::snprintf(idx, sizeof idx, "[%d]", int(index));
-  if (code == VerifyCode::RegionOverlap && other >= 0)
+  if (code == VerifyCode::SkuMismatch && recorded_sku)
+    std::snprintf(buf, size, "%s: recorded on %s, the GPU present is %s", field, recorded_sku,
+                  present_sku);
+  else if (code == VerifyCode::RegionOverlap && other >= 0)
     std::snprintf(buf, size, "%s%s: %s (with region %d)", field, idx, message(), int(other));
   else if (offset || value)  // an action: the register and value concerned
     std::snprintf(buf, size, "%s%s: %s (register 0x%04x, value 0x%08x)", field, idx, message(),
@@ -309,7 +312,14 @@ VerifyError verify_recording(const Recording& rec, const SkuIdentity& present,
   if (rec.sku_name.size() != sku->name.size() ||
       std::memcmp(rec.sku_name.data(), sku->name.data(), sku->name.size()) != 0)
     return fail(VerifyCode::SkuNameMismatch, "sku_name");
-  if (!(rec.sku == present)) return fail(VerifyCode::SkuMismatch, "sku");
+  if (!(rec.sku == present)) {
+    VerifyError e = fail(VerifyCode::SkuMismatch, "sku");
+    const hw::Sku* there = hw::identify_sku(present.hub_ident1, present.hub_ident3,
+                                            present.core_ident0, present.core_ident1);
+    e.recorded_sku = sku->name.data();  // the SKU table's names are NUL-terminated literals
+    e.present_sku = there ? there->name.data() : "an unknown GPU";
+    return e;
+  }
   if (replay_budget_us(rec, limits) == 0) return fail(VerifyCode::BadBudget, kBudgetKey);
   const RegionIndex index(rec);
   if (VerifyError e = check_regions(rec, index, limits); !e.ok()) return e;

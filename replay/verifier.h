@@ -60,6 +60,8 @@ struct VerifyError {
   int32_t index = -1;  // action, region or binding index
   int32_t other = -1;  // the other region of an overlap
   uint32_t offset = 0, value = 0;  // an action's register offset and value
+  const char* recorded_sku = nullptr;  // SkuMismatch: the recording's GPU and the one present
+  const char* present_sku = nullptr;   // (names from the SKU table, or nullptr if unknown)
   bool ok() const { return code == VerifyCode::Ok; }
   const char* message() const;
   const char* format(char* buf, size_t size) const;

@@ -103,6 +103,10 @@ TeeStatus ReplayClient::run(uint32_t handle, const std::vector<uint8_t>& input, 
   st.result = TEEC_InvokeCommand(&session_, kReplayTaRun, &op, &st.origin);
   *written = op.params[2].tmpref.size;
   if (st.ok() && stats) *stats = local;
+  if (!st.ok() && st.origin == TEEC_ORIGIN_TRUSTED_APP) {
+    local.error[sizeof local.error - 1] = 0;
+    st.detail = local.error;  // the TA's reason, if it gave one
+  }
   return st;
 }
 

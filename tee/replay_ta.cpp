@@ -246,23 +246,44 @@ TEE_Result ReplayTa::run(Session* s, uint32_t types, TEE_Param* p) {
 
   // The plaintext input exists only here, in TA memory, and is wiped after the run.
   RunStats st;
+  // A refused run says why in p3 (when given): what failed and where, never data.
+  auto refuse = [&](TEE_Result r, const char* why) {
+    if (t3 != kTypeNone) {
+      std::snprintf(st.error, sizeof st.error, "%s", why);
+      std::memcpy(p[3].memref.buffer, &st, sizeof st);
+      p[3].memref.size = sizeof st;
+    }
+    return r;
+  };
+  char why[sizeof st.error];
   const replay::Binding& in = *l.input;
   std::vector<float> input(in.bytes / 4);
   const uint8_t* src = static_cast<const uint8_t*>(p[1].memref.buffer);
   if (kind == kReplayInputTensor) {
-    if (p[1].memref.size != in.bytes) return TEE_ERROR_BAD_PARAMETERS;
+    if (p[1].memref.size != in.bytes) {
+      std::snprintf(why, sizeof why,
+                    "the input tensor has %zu bytes, the recording's '%s' takes %u",
+                    size_t(p[1].memref.size), in.name.c_str(), in.bytes);
+      return refuse(TEE_ERROR_BAD_PARAMETERS, why);
+    }
     std::memcpy(input.data(), src, in.bytes);
   } else {
-    if (l.preprocess == nn::Preprocess::kNone || in.shape.size() != 3) return TEE_ERROR_NOT_SUPPORTED;
+    if (l.preprocess == nn::Preprocess::kNone || in.shape.size() != 3)
+      return refuse(TEE_ERROR_NOT_SUPPORTED,
+                    "the recording names no image preprocessing: send a tensor instead");
     try {
       const nn::Image img =
           nn::decode_image(std::vector<uint8_t>(src, src + p[1].memref.size), "input");
       nn::Tensor t = nn::preprocess_image(img, l.preprocess, int(in.shape[2]), int(in.shape[1]));
-      if (t.size() * 4 != in.bytes) return TEE_ERROR_BAD_PARAMETERS;
+      if (t.size() * 4 != in.bytes) {
+        std::snprintf(why, sizeof why, "the image gives %zu values, the recording's '%s' takes %u",
+                      t.size(), in.name.c_str(), in.bytes / 4);
+        return refuse(TEE_ERROR_BAD_PARAMETERS, why);
+      }
       std::memcpy(input.data(), t.data(), in.bytes);
       explicit_bzero(t.data(), t.size() * 4);
-    } catch (const std::exception&) {
-      return TEE_ERROR_BAD_FORMAT;  // not an image we can decode
+    } catch (const std::exception& ex) {
+      return refuse(TEE_ERROR_BAD_FORMAT, ex.what());  // not an image we can decode
     }
   }
   st.preprocess_us = since(t0);
@@ -275,7 +296,7 @@ TEE_Result ReplayTa::run(Session* s, uint32_t types, TEE_Param* p) {
     if (!c.ok()) {
       switch_.release(0);
       explicit_bzero(input.data(), input.size() * 4);
-      return TEE_ERROR_BUSY;
+      return refuse(TEE_ERROR_BUSY, "the GPU could not be claimed from the normal world");
     }
   }
   const uint64_t t1 = now_us();
@@ -290,7 +311,7 @@ TEE_Result ReplayTa::run(Session* s, uint32_t types, TEE_Param* p) {
   }
   explicit_bzero(input.data(), input.size() * 4);
   ++runs_;
-  if (!e.ok()) return replay_result(e);
+  if (!e.ok()) return refuse(replay_result(e), e.format(why, sizeof why));
 
   if (k == 0) {
     std::memcpy(p[2].memref.buffer, scores.data(), out_bytes);

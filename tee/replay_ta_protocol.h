@@ -58,6 +58,7 @@ struct RunStats {
   uint32_t pages_skipped = 0;
   uint32_t pages_scrubbed = 0;
   uint32_t deferred_us = 0;  // the claim waited: the normal world's share of the GPU
+  char error[160] = {};      // on failure: what went wrong, where (NUL-terminated text)
 };
 
 }  // namespace rplayer::tee

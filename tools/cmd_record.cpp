@@ -78,14 +78,20 @@ int verify_cmd(const std::string& file, const std::vector<std::string>& keys,
     std::fprintf(stderr, "rplayer verify: %s: %s\n", file.c_str(), err.c_str());
     return 1;
   }
-  // Against the GPU present: here the modeled SKU asked for (default: the recording's).
+  // Against the GPU present: here the modeled SKU asked for (default: the recording's; an
+  // unknown recording GPU is the verifier's to report, in its words).
   const hw::Sku* target = sku.empty() ? replay::recording_sku(rec) : hw::find_sku(sku);
-  if (!target) {
-    std::fprintf(stderr, "rplayer verify: %s: unknown GPU SKU\n", file.c_str());
+  if (!target && !sku.empty()) {
+    std::string known;
+    for (const hw::Sku& s : hw::all_skus()) known += " " + std::string(s.name);
+    std::fprintf(stderr, "rplayer verify: --sku %s: no such GPU; known:%s\n", sku.c_str(),
+                 known.c_str());
     return 1;
   }
-  const replay::SkuIdentity present{target->hub_ident1, target->hub_ident3, target->core_ident0,
-                                    target->core_ident1};
+  const replay::SkuIdentity present =
+      target ? replay::SkuIdentity{target->hub_ident1, target->hub_ident3, target->core_ident0,
+                                   target->core_ident1}
+             : rec.sku;
   // The replayer's own policy (the default SoC's carve-out), so that what verify accepts
   // is what replay and the TA run.
   const replay::VerifyError v =
@@ -97,7 +103,7 @@ int verify_cmd(const std::string& file, const std::vector<std::string>& keys,
     return 1;
   }
   std::printf("%s: ok (signature, format and verifier rules; %s; %.1f ms)\n", file.c_str(),
-              std::string(target->name).c_str(), ms_since(t0));
+              rec.sku_name.c_str(), ms_since(t0));
   return 0;
 }
 

@@ -268,6 +268,38 @@ TEST_P(DriverTest, FreedBufferIsUnmappedFromTheGpu) {
   EXPECT_EQ(drv->faults()[0].va, va);
 }
 
+// An MMU flush that outlasts its timeout: create_bo fails and gives everything back
+// (before the fix the PTEs stayed valid and the pages, VA range and CPU mapping leaked).
+TEST_P(DriverTest, CreateBoUndoesEverythingWhenTheMmuFlushTimesOut) {
+  opts.poll_timeout = 20ms;
+  ASSERT_NO_FATAL_FAILURE(reprobe());
+  const Bo a = bo(4096, BoUsage::Scratch, "a");
+  const uint64_t free_before = drv->free_gpu_pages();
+  soc.faults().mmu_flush_delay_us = 100000;
+  soc.faults().slow_mmu_flushes = 1;
+  CreateBo c;
+  c.size = 3 * 4096;
+  c.usage = BoUsage::Scratch;
+  c.label = "late";
+  EXPECT_EQ(drv->create_bo(c), -ETIMEDOUT);
+  EXPECT_NE(drv->last_error().find("MMU flush timed out for 'late'"), std::string::npos)
+      << drv->last_error();
+  EXPECT_EQ(drv->free_gpu_pages(), free_before) << "the pages were given back";
+  // First fit: the failed buffer had the range after `a` and its guard page. Its PTEs
+  // are cleared in the page table.
+  const uint32_t late_va = a.va + 2 * 4096;
+  const uint64_t pt =
+      uint64_t(soc.port(hw::World::Normal).read32(hw::RegBlock::Hub, v3d::MMU_PT_PA_BASE)) << 12;
+  for (uint32_t p = 0; p < 3; ++p) {
+    uint32_t pte = 0;
+    std::memcpy(&pte, soc.memory().data() + pt + ((late_va >> 12) + p) * 4, 4);
+    EXPECT_EQ(pte, 0u) << "page " << p;
+  }
+  std::this_thread::sleep_for(150ms);  // the slow flush finishes
+  const Bo b = bo(3 * 4096, BoUsage::Scratch, "again");
+  EXPECT_EQ(b.va, late_va) << "the VA range was given back";
+}
+
 INSTANTIATE_TEST_SUITE_P(Skus, DriverTest, ::testing::Values("v3d-7.1", "v3d-4.2"));
 
 // Makes the hardware look like an unknown GPU.

@@ -383,5 +383,30 @@ TEST(ReplayHardening, OnePolicyForEveryPoolSize) {
   EXPECT_EQ(limits_for_pool(4ull << 20).max_memory_bytes, 0u);
 }
 
+// ---- finding 7: errors a user can act on -----------------------------------------------
+
+std::string text(const VerifyError& e) {
+  char buf[256];
+  return e.format(buf, sizeof buf);
+}
+
+TEST(ReplayHardening, VerifierErrorsNameTheRegisterValueAndOtherRegion) {
+  const Recording base = record_workload("v3d-7.1", ramp(1.f));
+  Recording r = base;
+  r.actions.insert(r.actions.begin() + 2, write_action(Block::Hub, v3d::MMU_PT_PA_BASE, 0x1234));
+  EXPECT_EQ(text(verify_recording(r, r.sku)),
+            "action.offset[2]: write to a register outside the allowlist (register 0x1204, "
+            "value 0x00001234)");
+  r = base;
+  r.regions[1].gpu_va = r.regions[0].gpu_va;
+  const std::string overlap = text(verify_recording(r, r.sku));
+  EXPECT_NE(overlap.find("regions overlap (with region"), std::string::npos) << overlap;
+  const hw::Sku& other = *hw::find_sku("v3d-4.2");
+  const SkuIdentity present{other.hub_ident1, other.hub_ident3, other.core_ident0,
+                            other.core_ident1};
+  EXPECT_EQ(text(verify_recording(base, present)),
+            "sku: recorded on v3d-7.1, the GPU present is v3d-4.2");
+}
+
 }  // namespace
 }  // namespace rplayer::replay

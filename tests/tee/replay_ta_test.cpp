@@ -176,6 +176,22 @@ TEST_F(ReplayTaTest, WeightlessRecordingTakesTheModelFile) {
   EXPECT_TRUE(ta->pool_is_clean());
 }
 
+// A refused run says why (finding 7: TEEC_ERROR_GENERIC alone helps nobody).
+TEST_F(ReplayTaTest, RefusedRunsSayWhy) {
+  const uint32_t h = load(shared()->mnist);
+  std::vector<TopEntry> top;
+  TeeStatus st =
+      client.classify(h, std::vector<uint8_t>(100, 0), 3, &top, nullptr, kReplayInputTensor);
+  EXPECT_EQ(st.result, TEEC_ERROR_BAD_PARAMETERS);
+  EXPECT_NE(st.message().find("the input tensor has 100 bytes, the recording's 'data' takes 3136"),
+            std::string::npos)
+      << st.message();
+  st = client.classify(h, std::vector<uint8_t>(64, 7), 3, &top, nullptr);
+  EXPECT_EQ(st.result, TEEC_ERROR_BAD_FORMAT);
+  EXPECT_FALSE(st.detail.empty()) << "the decoder's reason";
+  EXPECT_TRUE(client.unload(h).ok());
+}
+
 TEST_F(ReplayTaTest, ClassifiesLikeTheNativeStack) {
   const uint32_t h = load(shared()->squeezenet);
   const auto want = native_top5("squeezenet", kCat);
