@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 APT_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev \
   libbenchmark-dev libcli11-dev nlohmann-json3-dev libonnx-dev libprotobuf-dev \
   protobuf-compiler libstb-dev libonnx-testdata libsodium-dev libzstd-dev libxxhash-dev \
-  libseccomp-dev
+  libseccomp-dev clang-format
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps configure build test test-sanitize demo bench clean

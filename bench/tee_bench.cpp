@@ -11,6 +11,8 @@
 //                 around every claim; the TA waits for the resume to measure it
 //
 //   build/bench/tee_bench [--iterations 10] [--json]
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
@@ -19,13 +21,12 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
-#include <unistd.h>
 
 #include "bench/bench_util.h"
+#include "keys/keys.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
-#include "record/keys.h"
 #include "replay/decoder.h"
 #include "tee/core/inproc.h"
 #include "tee/core/tee_core.h"
@@ -97,9 +98,9 @@ int main(int argc, char** argv) {
     // A key directory and the recording (the normal world's recorder, signed).
     const fs::path keys = fs::temp_directory_path() / ("rplayer-tee-bench-" + std::to_string(getpid()));
     fs::create_directories(keys / "trusted");
-    const record::KeyPair kp = record::generate_keypair();
-    record::save_secret_key(keys / "signing.key", kp);
-    record::save_public_key(keys / "trusted" / "bench.pub", kp.public_key);
+    const keys::KeyPair kp = keys::generate_keypair();
+    keys::save_secret_key(keys / "signing.key", kp);
+    keys::save_public_key(keys / "trusted" / "bench.pub", kp.public_key);
     tools::RecordRequest req;
     req.keys = keys.string();
     const std::vector<uint8_t> rec_bytes = tools::record_model(req, nullptr);

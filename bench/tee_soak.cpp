@@ -21,12 +21,12 @@
 #include <thread>
 
 #include "bench/bench_util.h"
+#include "keys/keys.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
 #include "nn/scores.h"
 #include "record/encoder.h"
-#include "record/keys.h"
 #include "replay/decoder.h"
 #include "tee/replay_client.h"
 #include "tools/gpu_stack.h"
@@ -94,9 +94,9 @@ int main(int argc, char** argv) {
     const fs::path keys =
         fs::temp_directory_path() / ("rplayer-tee-soak-" + std::to_string(getpid()));
     fs::create_directories(keys / "trusted");
-    const record::KeyPair kp = record::generate_keypair(), stranger = record::generate_keypair();
-    record::save_secret_key(keys / "signing.key", kp);
-    record::save_public_key(keys / "trusted" / "soak.pub", kp.public_key);
+    const keys::KeyPair kp = keys::generate_keypair(), stranger = keys::generate_keypair();
+    keys::save_secret_key(keys / "signing.key", kp);
+    keys::save_public_key(keys / "trusted" / "soak.pub", kp.public_key);
     tools::RecordRequest req;
     req.keys = keys.string();
     req.model = "mnist";

@@ -14,9 +14,9 @@
 #include "replay/recording.h"
 #include "replay/replayer.h"
 #include "replay/signature.h"
-#include "tee/core/ta_api.h"
 #include "tee/gpu_switch.h"
 #include "tee/soc_platform.h"
+#include "tee/ta_api.h"
 
 namespace rplayer::tee {
 

@@ -2,17 +2,17 @@
 // as an inherited socket (--secure-bus-fd), it loads the provisioned public keys, hosts
 // the replay TA, opens DIR/tee.sock (the emulated SMC channel for client applications),
 // then drops to a seccomp filter: from then on no file, socket or process can be opened.
-#include <csignal>
 #include <malloc.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
 #include "hw/remote_port.h"
-#include "record/keys.h"
+#include "keys/keys.h"
 #include "tee/core/sandbox.h"
 #include "tee/core/smc_server.h"
 #include "tee/core/tee_core.h"
@@ -24,13 +24,13 @@ using namespace rplayer;
 int main(int argc, char** argv) {
   CLI::App app{"rplayer-tee: the secure world (replay TA behind a GlobalPlatform-shaped API)"};
   int bus_fd = -1;
-  std::string dir, keys;
+  std::string dir, trust_path;
   uint32_t top_k_only = 0, claim_timeout_ms = 2000, resume_wait_ms = 0;
   bool no_sandbox = false;
   double normal_share = rplayer::tee::FairShare{}.normal_share;
   app.add_option("--secure-bus-fd", bus_fd, "inherited socket to the SoC's secure port")->required();
   app.add_option("--dir", dir, "run directory: DIR/tee.sock is the SMC channel")->required();
-  app.add_option("--keys", keys, "trusted public keys: a .pub file or a directory of them")
+  app.add_option("--keys", trust_path, "trusted public keys: a .pub file or a directory of them")
       ->required();
   app.add_option("--top-k-only", top_k_only, "return at most K classes, never the scores");
   app.add_option("--claim-timeout-ms", claim_timeout_ms,
@@ -60,15 +60,13 @@ int main(int argc, char** argv) {
   }
   tee::ReplayTaConfig cfg;
   try {
-    fs::path store = keys;
-    if (fs::is_directory(store) && fs::is_directory(store / "trusted")) store /= "trusted";
-    cfg.trusted_keys = record::TrustStore::load(store).keys();
+    cfg.trusted_keys = keys::TrustStore::load(trust_path).keys();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rplayer-tee: keys: %s\n", e.what());
     return 1;
   }
   if (cfg.trusted_keys.empty()) {
-    std::fprintf(stderr, "rplayer-tee: no trusted keys in %s\n", keys.c_str());
+    std::fprintf(stderr, "rplayer-tee: no trusted keys in %s\n", trust_path.c_str());
     return 1;
   }
   // The TA drives the GPU from one thread at a time (the TEE core serializes it): writes

@@ -56,7 +56,7 @@ int classify(const ClassifyOpts& o) {
   // TEE checks the signature and verifies on its own.
   replay::Recording rec;
   std::string err;
-  if (!decode_recording_bytes(bytes, {}, o.trust.empty() ? (key_dir(o.keys) / "trusted").string() : o.trust, &rec, &err)) {
+  if (!decode_recording_bytes(bytes, {}, o.trust, &rec, &err, o.keys)) {
     std::fprintf(stderr, "rplayer classify: recording: %s\n", err.c_str());
     return 1;
   }

@@ -322,7 +322,7 @@ void analyze(Inspection* ins) {
 }
 
 replay::DecodeError inspect_recording(std::span<const uint8_t> bytes,
-                                      const record::TrustStore& trusted, Inspection* out) {
+                                      const keys::TrustStore& trusted, Inspection* out) {
   *out = Inspection{};
   const std::vector<replay::PublicKey> keys = trusted.keys();
   const replay::DecodeError e = replay::decode_recording(bytes, keys, &out->rec);
@@ -331,8 +331,8 @@ replay::DecodeError inspect_recording(std::span<const uint8_t> bytes,
   // format puts them.
   replay::KeyId id{};
   std::memcpy(id.data(), bytes.data() + bytes.size() - replay::kSignatureSectionBytes, id.size());
-  out->key_id = record::to_hex(id);
-  if (const record::TrustedKey* k = trusted.find(id)) out->key_source = k->source;
+  out->key_id = keys::to_hex(id);
+  if (const keys::TrustedKey* k = trusted.find(id)) out->key_source = k->source;
   const size_t blobs_entry =
       replay::kHeaderBytes + (size_t(replay::SectionType::Blobs) - 1) * replay::kSectionEntryBytes;
   out->stats.blob_section_bytes = le64(bytes.data() + blobs_entry + 16);
@@ -493,11 +493,11 @@ std::string render_text(const Inspection& ins, const InspectOptions& opts) {
   if (!rec.weight_bindings.empty()) {
     appendf(&s, "  file %s, %llu bytes, digest %s\n", rec.weights_file.name.c_str(),
             (unsigned long long)rec.weights_file.size,
-            record::to_hex(rec.weights_file.digest).c_str());
+            keys::to_hex(rec.weights_file.digest).c_str());
     appendf(&s, "  %6s  %10s  %10s  %-16s  %s\n", "region", "offset", "length", "digest", "label");
     for (const replay::WeightBinding& w : rec.weight_bindings)
       appendf(&s, "  %6u  %10llu  %10u  %-16s  %s\n", w.region, (unsigned long long)w.offset,
-              w.length, record::to_hex(std::span(w.digest).first(8)).c_str(),
+              w.length, keys::to_hex(std::span(w.digest).first(8)).c_str(),
               w.region < rec.regions.size() ? rec.regions[w.region].label.c_str() : "?");
   }
 
@@ -634,13 +634,13 @@ nlohmann::ordered_json render_json(const Inspection& ins, const InspectOptions& 
   j["weights"] = {{"omitted", rec.weights_omitted},
                   {"file", rec.weights_file.name},
                   {"size", rec.weights_file.size},
-                  {"digest", record::to_hex(rec.weights_file.digest)},
+                  {"digest", keys::to_hex(rec.weights_file.digest)},
                   {"bindings", json::array()}};
   for (const replay::WeightBinding& w : rec.weight_bindings)
     j["weights"]["bindings"].push_back({{"region", w.region},
                                         {"offset", w.offset},
                                         {"length", w.length},
-                                        {"digest", record::to_hex(w.digest)}});
+                                        {"digest", keys::to_hex(w.digest)}});
 
   json by_op = json::object();
   for (uint8_t op = 1; op <= replay::kMaxActionOp; ++op)
@@ -751,7 +751,7 @@ nlohmann::ordered_json render_json(const Inspection& ins, const InspectOptions& 
   return j;
 }
 
-InspectOutput run_inspect(std::span<const uint8_t> bytes, const record::TrustStore& trusted,
+InspectOutput run_inspect(std::span<const uint8_t> bytes, const keys::TrustStore& trusted,
                           const InspectOptions& opts, bool want_trace) {
   InspectOutput o;
   Inspection ins;
@@ -768,36 +768,24 @@ InspectOutput run_inspect(std::span<const uint8_t> bytes, const record::TrustSto
 }
 
 bool resolve_trust_store(const std::vector<std::string>& key_files, const std::string& trust,
-                         record::TrustStore* out, std::string* error) {
-  *out = record::TrustStore{};
+                         keys::TrustStore* out, std::string* error) {
+  *out = keys::TrustStore{};
   try {
-    for (const std::string& f : key_files) out->add(record::load_public_key(f), f);
+    for (const std::string& f : key_files) out->add(keys::load_public_key(f), f);
     if (!trust.empty()) {
       if (!fs::exists(trust))
         return *error = "--trust " + trust + ": no such file or directory", false;
-      const record::TrustStore loaded = record::TrustStore::load(trust);
-      for (const record::TrustedKey& k : loaded.entries()) out->add(k.key, k.source);
+      const keys::TrustStore loaded = keys::TrustStore::load(trust);
+      for (const keys::TrustedKey& k : loaded.entries()) out->add(k.key, k.source);
       if (out->entries().empty())
         return *error = "--trust " + trust + ": no public key in it (*.pub files or key lines)",
                false;
     }
     if (!key_files.empty() || !trust.empty()) return true;
 
-    // No key given: the default store, as the other commands find it.
-    const char* env_trust = std::getenv("RPLAYER_TRUST");
-    const char* env_keys = std::getenv("RPLAYER_KEYS");
-    fs::path store;
-    std::string looked = "--key: none given; --trust: none given; ";
-    if (env_trust && *env_trust) {
-      store = env_trust;
-      looked += "$RPLAYER_TRUST=" + store.string();
-    } else if (env_keys && *env_keys) {
-      store = fs::path(env_keys) / "trusted";
-      looked += "$RPLAYER_TRUST: unset; $RPLAYER_KEYS/trusted=" + store.string();
-    } else {
-      store = "keys/trusted";
-      looked += "$RPLAYER_TRUST and $RPLAYER_KEYS: unset; ./keys/trusted";
-    }
+    // No key given: the default store, as every command finds it (keys/key_paths.h).
+    const fs::path store = keys::trust_store_path();
+    std::string looked = "--key: none given; --trust: none given; " + keys::trust_store_origin();
     std::error_code ec;
     const fs::path abs = fs::absolute(store, ec);
     if (!ec && abs != store) looked += " (" + abs.string() + ")";
@@ -806,7 +794,7 @@ bool resolve_trust_store(const std::vector<std::string>& key_files, const std::s
                ": does not exist. Pass --key PUB or --trust DIR (rplayer keygen makes keys/).";
       return false;
     }
-    *out = record::TrustStore::load(store);
+    *out = keys::TrustStore::load(store);
     if (out->entries().empty()) {
       *error = "no trusted public key to check the signature with. Looked at: " + looked +
                ": no public key in it. Pass --key PUB or --trust DIR.";

@@ -10,25 +10,19 @@
 #include <thread>
 
 #include "hw/v3d_regs.h"
+#include "keys/key_paths.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
-#include "nn/scores.h"
 #include "nn/preprocess.h"
+#include "nn/scores.h"
 #include "record/encoder.h"
-#include "record/keys.h"
 #include "record/recorder.h"
-#include "tools/gpu_stack.h"
 #include "replay/decoder.h"
+#include "tools/gpu_stack.h"
 
 namespace rplayer::tools {
 
 namespace fs = std::filesystem;
-
-fs::path key_dir(const std::string& arg) {
-  if (!arg.empty()) return arg;
-  if (const char* e = std::getenv("RPLAYER_KEYS"); e && *e) return e;
-  return "keys";
-}
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -47,22 +41,16 @@ bool load_recording(const std::string& path, const std::vector<std::string>& key
 
 bool decode_recording_bytes(const std::vector<uint8_t>& bytes,
                             const std::vector<std::string>& key_files, const std::string& trust,
-                            replay::Recording* rec, std::string* error) {
-  std::vector<replay::PublicKey> keys;
+                            replay::Recording* rec, std::string* error,
+                            const std::string& keys_arg) {
+  std::vector<replay::PublicKey> trusted;
   try {
-    for (const std::string& k : key_files) keys.push_back(record::load_public_key(k));
-    if (keys.empty()) {
-      const fs::path store = trust.empty() ? key_dir("") / "trusted" : fs::path(trust);
-      if (!fs::exists(store))
-        return *error = "no trusted keys: " + store.string() +
-                        " does not exist (rplayer keygen, or --key PUB)",
-               false;
-      keys = record::TrustStore::load(store).keys();
-    }
+    for (const std::string& k : key_files) trusted.push_back(keys::load_public_key(k));
+    if (trusted.empty()) trusted = keys::load_trust_store(trust, keys_arg).keys();
   } catch (const std::exception& e) {
     return *error = e.what(), false;
   }
-  const replay::DecodeError e = replay::decode_recording(bytes, keys, rec);
+  const replay::DecodeError e = replay::decode_recording(bytes, trusted, rec);
   if (!e.ok()) {
     char buf[256];
     return *error = e.format(buf, sizeof buf), false;
@@ -175,7 +163,7 @@ replay::Recording finish_recording(GpuStack& stack, const nn::Model& model) {
 }
 
 std::vector<uint8_t> record_model(const RecordRequest& o, std::string* summary) {
-  const record::KeyPair key = record::load_secret_key(key_dir(o.keys) / "signing.key");
+  const keys::KeyPair key = keys::load_signing_key(o.keys);
   nn::Model model = nn::load_model(o.model);
   // The job stream does not depend on the input; a real image keeps the recording honest
   // (and its output checkable). Models without an image input get a fixed pattern.

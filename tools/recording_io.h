@@ -18,8 +18,6 @@
 
 namespace rplayer::tools {
 
-// The key directory: the argument, else $RPLAYER_KEYS, else ./keys.
-std::filesystem::path key_dir(const std::string& arg);
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
 
 // Records `model` on the full stack of a fresh modeled SoC and signs it with the key
@@ -27,7 +25,7 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
 struct RecordRequest {
   std::string model = "squeezenet", sku = "v3d-7.1";
   std::string image;  // input to record with; empty: a fixed pattern
-  std::string keys;   // key directory (see key_dir)
+  std::string keys;   // key directory (keys/key_paths.h)
   bool omit_weights = false;
   bool progress = false;  // a progress line on stderr
 };
@@ -42,7 +40,8 @@ bool load_recording(const std::string& path, const std::vector<std::string>& key
                     const std::string& trust, replay::Recording* rec, std::string* error);
 bool decode_recording_bytes(const std::vector<uint8_t>& bytes,
                             const std::vector<std::string>& key_files, const std::string& trust,
-                            replay::Recording* rec, std::string* error);
+                            replay::Recording* rec, std::string* error,
+                            const std::string& keys_arg = {});
 std::string metadata(const replay::Recording& rec, const std::string& key);
 
 // A modeled SoC for replays: the GPU moved to the secure world, pages from the carve-out.

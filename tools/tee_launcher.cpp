@@ -1,21 +1,23 @@
 #include "tools/tee_launcher.h"
 
-#include <cerrno>
-#include <chrono>
-#include <csignal>
 #include <fcntl.h>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 #include <vector>
 
+#include "keys/key_paths.h"
 #include "tools/recording_io.h"
 
 namespace rplayer::tools {
@@ -72,9 +74,9 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
   w->dir_ = o.dir.empty() ? default_worlds_dir() : o.dir;
   if (socket_accepts(w->tee_socket())) return w;  // already running
 
-  const fs::path keys = key_dir(o.keys);
-  if (!fs::exists(keys / "trusted")) {
-    *error = "no trusted keys to provision into the TEE: " + (keys / "trusted").string() +
+  const fs::path store = keys::trust_store_path({}, o.keys);
+  if (!fs::exists(store)) {
+    *error = "no trusted keys to provision into the TEE: " + store.string() +
              " does not exist (rplayer keygen)";
     return nullptr;
   }
@@ -87,14 +89,23 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
     }
   std::error_code ec;
   fs::remove(w->tee_socket(), ec);  // stale, since nothing accepts on it
-  std::vector<std::string> args = {soc.string(), "--dir", w->dir_, "--sku", o.sku,
-                                   "--tee", tee.string(),
-                                   "--tee-arg=--dir", "--tee-arg=" + w->dir_,
-                                   "--tee-arg=--keys", "--tee-arg=" + fs::absolute(keys).string(),
+  // clang-format off: one option and its value a line
+  std::vector<std::string> args = {soc.string(),
+                                   "--dir",
+                                   w->dir_,
+                                   "--sku",
+                                   o.sku,
+                                   "--tee",
+                                   tee.string(),
+                                   "--tee-arg=--dir",
+                                   "--tee-arg=" + w->dir_,
+                                   "--tee-arg=--keys",
+                                   "--tee-arg=" + fs::absolute(store).string(),
                                    "--tee-arg=--claim-timeout-ms",
                                    "--tee-arg=" + std::to_string(o.claim_timeout_ms),
                                    "--tee-arg=--normal-share",
                                    "--tee-arg=" + std::to_string(o.normal_share)};
+  // clang-format on
   if (o.top_k_only)
     args.insert(args.end(), {"--tee-arg=--top-k-only", "--tee-arg=" + std::to_string(o.top_k_only)});
   if (o.resume_wait_ms)

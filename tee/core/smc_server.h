@@ -1,6 +1,6 @@
 // Serves a TeeCore on a Unix socket: the emulated SMC channel between normal-world clients
 // (tee/teec) and rplayer-tee. SOCK_SEQPACKET (message boundaries, connection state), one
-// thread per client, strict request/reply per connection (tee/core/smc_wire.h).
+// thread per client, strict request/reply per connection (tee/smc_wire.h).
 //
 // Nothing from the wire is trusted: framing (size, magic, version, payload length) is
 // checked here and answered with TEE_ERROR_BAD_FORMAT/origin COMMS; parameters are decoded

@@ -1,7 +1,7 @@
-// The TEE core: hosts trusted applications (tee/core/ta_api.h) for any number of clients.
+// The TEE core: hosts trusted applications (tee/ta_api.h) for any number of clients.
 //
 // Transports (the SMC socket server, the in-process transport) turn client requests into
-// calls on TeeCore with a decoded tee::Operation (tee/core/smc_wire.h). The core owns the
+// calls on TeeCore with a decoded tee::Operation (tee/smc_wire.h). The core owns the
 // rules: it validates every parameter before a TA sees it, keeps per-client session and
 // shared-memory tables, serializes all TA entry points with one mutex (one GPU), and closes
 // a client's sessions when it goes away.
@@ -16,8 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tee/core/smc_wire.h"
-#include "tee/core/ta_api.h"
+#include "tee/smc_wire.h"
+#include "tee/ta_api.h"
 
 namespace rplayer::tee {
 

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "tee/core/smc_wire.h"
+#include "tee/smc_wire.h"
 #include "tee/teec/tee_client_api.h"
 
 namespace rplayer::teec {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "keys/key_paths.h"
 #include "tests/record_format/format_util.h"
 
 namespace rplayer::test {
@@ -12,6 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace record;
+using namespace keys;
 using replay::DecodeCode;
 
 class KeysTest : public ::testing::Test {
@@ -122,6 +124,40 @@ TEST_F(KeysTest, TrustStoreDirectoryAndFile) {
 
   write(dir_ / "broken.txt", to_hex(trusted_key().public_key) + "\nnot hex\n");
   EXPECT_THROW(TrustStore::load(dir_ / "broken.txt"), KeyError);
+}
+
+// One rule for every command: --keys / $RPLAYER_KEYS / ./keys for the key directory,
+// --trust / $RPLAYER_TRUST / <key directory>/trusted for the trust store.
+TEST(KeyPaths, OneResolutionRule) {
+  unsetenv("RPLAYER_KEYS");
+  unsetenv("RPLAYER_TRUST");
+  EXPECT_EQ(key_dir(), fs::path("keys"));
+  EXPECT_EQ(signing_key_path(), fs::path("keys/signing.key"));
+  EXPECT_EQ(trust_store_path(), fs::path("keys/trusted"));
+  EXPECT_EQ(key_dir("/k"), fs::path("/k"));
+  EXPECT_EQ(trust_store_path({}, "/k"), fs::path("/k/trusted"));
+  setenv("RPLAYER_KEYS", "/env-keys", 1);
+  EXPECT_EQ(key_dir(), fs::path("/env-keys"));
+  EXPECT_EQ(trust_store_path(), fs::path("/env-keys/trusted"));
+  EXPECT_EQ(key_dir("/k"), fs::path("/k")) << "the argument first";
+  setenv("RPLAYER_TRUST", "/env-trust", 1);
+  EXPECT_EQ(trust_store_path(), fs::path("/env-trust"));
+  EXPECT_EQ(trust_store_path("/t"), fs::path("/t"));
+  EXPECT_NE(trust_store_origin().find("$RPLAYER_TRUST=/env-trust"), std::string::npos);
+  unsetenv("RPLAYER_KEYS");
+  unsetenv("RPLAYER_TRUST");
+}
+
+TEST(KeyPaths, MissingSigningKeySaysRunKeygen) {
+  const fs::path dir = fs::temp_directory_path() / ("rplayer-nokey-" + std::to_string(getpid()));
+  try {
+    load_signing_key(dir.string());
+    FAIL() << "expected KeyError";
+  } catch (const KeyError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "no signing key (" + (dir / "signing.key").string() + "): run `rplayer keygen`");
+  }
+  EXPECT_THROW(load_trust_store({}, dir.string()), KeyError);
 }
 
 }  // namespace

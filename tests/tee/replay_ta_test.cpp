@@ -19,10 +19,10 @@
 
 #include "hw/soc.h"
 #include "hw/v3d_regs.h"
+#include "keys/keys.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
-#include "record/keys.h"
 #include "replay/decoder.h"
 #include "tee/core/inproc.h"
 #include "tee/core/smc_server.h"
@@ -64,9 +64,9 @@ Shared* shared() {
     s->keys = fs::temp_directory_path() / ("rplayer-ta-test-" + std::to_string(getpid()));
     keys_dir_cleanup.dir = s->keys;
     fs::create_directories(s->keys / "trusted");
-    const record::KeyPair kp = record::generate_keypair();
-    record::save_secret_key(s->keys / "signing.key", kp);
-    record::save_public_key(s->keys / "trusted" / "k.pub", kp.public_key);
+    const keys::KeyPair kp = keys::generate_keypair();
+    keys::save_secret_key(s->keys / "signing.key", kp);
+    keys::save_public_key(s->keys / "trusted" / "k.pub", kp.public_key);
     s->pub = kp.public_key;
     tools::RecordRequest req;
     req.keys = s->keys.string();
@@ -263,7 +263,7 @@ TEST_F(ReplayTaTest, TamperedRecordingFailsTheSignature) {
   EXPECT_NE(load(shared()->squeezenet), 0u) << "the TA keeps serving";
   // A TEE provisioned with another key refuses the (intact) recording.
   ReplayTaConfig cfg;
-  cfg.trusted_keys = {record::generate_keypair().public_key};
+  cfg.trusted_keys = {keys::generate_keypair().public_key};
   start(cfg);
   st = client.load(shared()->squeezenet, &h, nullptr);
   EXPECT_EQ(st.result, TEE_ERROR_SIGNATURE_INVALID) << st.message();

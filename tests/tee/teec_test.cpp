@@ -1,6 +1,7 @@
 // The GP-shaped TEE Client API end to end: the same tests run against an in-process core,
 // an SmcServer over a socketpair (serve_fd) and an SmcServer on a Unix socket path (run()).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -19,12 +20,10 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "tee/core/inproc.h"
 #include "tee/core/smc_server.h"
-#include "tee/core/smc_wire.h"
 #include "tee/core/tee_core.h"
+#include "tee/smc_wire.h"
 #include "tee/teec/tee_client_api.h"
 #include "tee/teec/transport.h"
 #include "toy_ta.h"

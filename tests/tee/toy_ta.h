@@ -8,7 +8,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "tee/core/ta_api.h"
+#include "tee/ta_api.h"
 
 namespace rplayer::tee::test {
 

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "keys/keys.h"
 #include "record/encoder.h"
-#include "record/keys.h"
 #include "tests/replay/workload.h"
 
 namespace rplayer::tools {
@@ -38,7 +38,7 @@ class HostileCli : public ::testing::Test {
     int st = -1;
     run("RPLAYER_KEYS=" + (dir_ / "keys").string() + " " RPLAYER_BIN " keygen", &st);
     ASSERT_EQ(st, 0);
-    key_ = record::load_secret_key(dir_ / "keys" / "signing.key");
+    key_ = keys::load_secret_key(dir_ / "keys" / "signing.key");
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string write(const replay::Recording& r, const std::string& name) {
@@ -52,7 +52,7 @@ class HostileCli : public ::testing::Test {
     return run("RPLAYER_KEYS=" + (dir_ / "keys").string() + " " RPLAYER_BIN " " + args, status);
   }
   fs::path dir_;
-  record::KeyPair key_;
+  keys::KeyPair key_;
 };
 
 // A region of 200 MiB: within the old verify's 256 MiB default, beyond what the replayer

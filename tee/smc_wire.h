@@ -21,7 +21,7 @@
 #include <cstring>
 #include <vector>
 
-#include "tee/core/ta_api.h"
+#include "tee/ta_api.h"
 
 namespace rplayer::tee {
 
@@ -84,12 +84,12 @@ enum class Op : uint16_t {
 constexpr uint32_t kMaxInlineBytes = 64 * 1024;
 
 struct Param {
-  uint32_t a;        // VALUE_*
+  uint32_t a;  // VALUE_*
   uint32_t b;
-  uint32_t shm_id;   // MEMREF_*: 0 = inline bytes in the payload
+  uint32_t shm_id;  // MEMREF_*: 0 = inline bytes in the payload
   uint32_t reserved;
-  uint64_t offset;   // inline: offset in the payload; shm: offset in the region
-  uint64_t size;     // capacity in the request; TA-reported size in the reply
+  uint64_t offset;  // inline: offset in the payload; shm: offset in the region
+  uint64_t size;    // capacity in the request; TA-reported size in the reply
 };
 static_assert(sizeof(Param) == 32);
 
@@ -206,8 +206,7 @@ inline void encode_reply_params(const Operation& op, Header* h, std::vector<uint
 
 // Client: the reply's outputs into `op` (which still holds the request). Inline output
 // bytes are expected iff the reported size fits the capacity. False: malformed reply.
-inline bool decode_reply_params(const Header& h, const uint8_t* payload, size_t n,
-                                Operation* op) {
+inline bool decode_reply_params(const Header& h, const uint8_t* payload, size_t n, Operation* op) {
   for (int i = 0; i < TEE_NUM_PARAMS; ++i) {
     uint32_t t = TEE_PARAM_TYPE_GET(op->param_types, i);
     const Param& w = h.params[i];

@@ -15,7 +15,7 @@
 
 #include "replay/signature.h"
 
-namespace rplayer::record {
+namespace rplayer::keys {
 
 class KeyError : public std::runtime_error {
  public:
@@ -71,4 +71,4 @@ class TrustStore {
   std::vector<TrustedKey> entries_;
 };
 
-}  // namespace rplayer::record
+}  // namespace rplayer::keys
