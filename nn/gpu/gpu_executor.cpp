@@ -291,6 +291,7 @@ void GpuExecutor::Impl::record() {
     gpu::OpContext ctx(dev, *cb, buffers, *weights, copy, {refs[o]}, {dst}, {});
     gpu::dispatch_copy(ctx, refs[o], dst, {.X = uint32_t(dst.count())});
   }
+  weights->finish();
   // The uniform buffers now, so that the first run's job stream is the same as any other's.
   prepare->seal();
   cb->seal();
