@@ -6,7 +6,9 @@
 // another form (fp16 -> fp32, packed convolution / fully-connected layouts, folded
 // BatchNorm, zero biases) is computed by GPU jobs that read those buffers and write
 // Scratch buffers. These jobs form the prepare phase: a command buffer of its own that
-// GpuExecutor submits before the inference jobs (docs/ARCHITECTURE.md, "Weights").
+// GpuExecutor submits before the inference jobs of its first run, and again only when
+// asked (GpuExecutor::prepare_again(), e.g. when a recording starts; docs/ARCHITECTURE.md,
+// "Weights").
 //
 // The requests (gather, floats, fold_batchnorm) become sections of a few big jobs, made
 // by finish(): each section is a kernel fragment specialized to its sizes, over a range of

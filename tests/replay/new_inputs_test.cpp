@@ -28,7 +28,7 @@ std::unique_ptr<Recorded> record_model(const std::string& name, const std::strin
   auto r = std::make_unique<Recorded>();
   r->model = nn::load_model(name);
   r->native = std::make_unique<tools::GpuStack>(sku, r->model, record::RecorderOptions{});
-  r->native->recorder().start();
+  r->native->start_recording();
   r->native->infer(first_input);
   std::string err;
   for (const auto& [blob, is_input] : {std::pair{r->model.info.input_blob, true},
