@@ -8,6 +8,7 @@
 
 #include "nn/gpu/common_kernels.h"
 #include "nn/model_error.h"
+#include "runtime/error.h"
 #include "runtime/jit/builder.h"
 #include "runtime/jit/shader_cache.h"
 
@@ -292,6 +293,8 @@ void gather_lane(KernelBuilder& kb, const Value& lane, const Value& in, const Va
               ++j;
             }
           }
+          // This row's last values now: a tile of rows would keep them all live.
+          if (!pending[q].empty()) flush(q);
           words.clear();
         }
       }
@@ -537,7 +540,7 @@ void WeightStore::finish() {
     std::vector<const runtime::Buffer*> buffers;
     uint64_t elements = 0;
     auto flush = [&] {
-      if (!job.empty()) dispatch_job(job, buffers);
+      if (!job.empty()) dispatch_job(job);
       job.clear();
       buffers.clear();
       elements = 0;
@@ -574,9 +577,15 @@ void WeightStore::finish() {
 
 // One kernel for the job: each part owns a range of whole workgroups, found by a binary
 // search of uniform branches on the workgroup index (a few instructions per batch), and
-// its code is specialized to its section's sizes; all its constants are in the code.
-void WeightStore::dispatch_job(const std::vector<Part>& job,
-                               const std::vector<const runtime::Buffer*>& buffers) {
+// its code is specialized to its section's sizes; all its constants are in the code. A
+// kernel that does not compile (its parameters and the sections' values need more than
+// the 64 registers) is split in two jobs.
+void WeightStore::dispatch_job(const std::vector<Part>& job) {
+  std::vector<const runtime::Buffer*> buffers;
+  for (const Part& p : job)
+    for (const auto* list : {&p.section->reads, &p.section->writes})
+      for (const runtime::Buffer* b : *list)
+        if (std::find(buffers.begin(), buffers.end(), b) == buffers.end()) buffers.push_back(b);
   std::string name = "prepare";
   for (const Part& p : job)
     if (name.find("_" + p.section->tag) == std::string::npos) name += "_" + p.section->tag;
@@ -621,9 +630,19 @@ void WeightStore::dispatch_job(const std::vector<Part>& job,
     kb.if_else(wg < uint32_t(start[mid]), [&] { pick(lo, mid); }, [&] { pick(mid, hi); });
   };
   pick(0, job.size());
+  const jit::Kernel kernel = kb.finish();
+  try {
+    dev_.shaders().get(kernel);
+  } catch (const runtime::Error&) {
+    if (job.size() == 1) throw;
+    const auto mid = job.begin() + std::ptrdiff_t(job.size() / 2);
+    dispatch_job({job.begin(), mid});
+    dispatch_job({mid, job.end()});
+    return;
+  }
   std::vector<Arg> args;
   for (const runtime::Buffer* b : buffers) args.push_back(Arg::buffer(*b));
-  prepare_.dispatch(kb.finish(),
+  prepare_.dispatch(kernel,
                     runtime::Grid::workgroups(uint32_t((workgroups + rows - 1) / rows),
                                               uint32_t(rows)),
                     args);

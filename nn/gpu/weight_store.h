@@ -95,7 +95,7 @@ class WeightStore {
   struct Part;     // a range of a section's lanes in one job
   const runtime::Buffer& own(runtime::Buffer b);
   void add_section(Section s);
-  void dispatch_job(const std::vector<Part>& job, const std::vector<const runtime::Buffer*>& buffers);
+  void dispatch_job(const std::vector<Part>& job);
 
   runtime::Device& dev_;
   runtime::CommandBuffer& prepare_;
