@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
 
       // Record one inference.
       const auto t2 = Clock::now();
-      stack.recorder().start();
+      stack.start_recording();
       stack.infer(make_input(model, 99));
       replay::Recording rec = tools::finish_recording(stack, model);
       rec.metadata.insert(rec.metadata.begin(), {"model", name});

@@ -39,6 +39,12 @@ GpuStack::GpuStack(const std::string& sku, const nn::Model& model,
   exec_ = std::make_unique<nn::GpuExecutor>(model.graph, *dev_);
 }
 
+void GpuStack::start_recording() {
+  if (!recorder_) throw std::logic_error("start_recording: the GPU stack has no recorder");
+  recorder_->start();
+  exec_->prepare_again();
+}
+
 nn::Tensor GpuStack::infer(const nn::Tensor& input) {
   return exec_->run(model_.info.input_blob, input, model_.info.output_blob);
 }

@@ -28,6 +28,11 @@ class GpuStack {
            std::optional<record::RecorderOptions> recorder = std::nullopt,
            const std::string& soc_socket = "");
   record::Recorder& recorder() { return *recorder_; }
+  // Starts the recorder (the stack must have one) and makes the next inference submit the
+  // prepare phase again: the executor runs it natively only once, but a recording must
+  // hold it, since the replayer has only the recorded jobs and scrubs GPU-written pages
+  // after every run. Use this rather than recorder().start().
+  void start_recording();
   nn::Tensor infer(const nn::Tensor& input);
   hw::ModeledSoc& soc() { return *soc_; }  // only without soc_socket
   bool remote() const { return remote_ != nullptr; }

@@ -181,7 +181,7 @@ std::vector<uint8_t> record_model(const RecordRequest& o, std::string* summary) 
       std::fprintf(stderr, "\rrecording: %llu GPU jobs", (unsigned long long)jobs);
   };
   GpuStack stack(o.sku, model, ropts);
-  stack.recorder().start();
+  stack.start_recording();
   stack.infer(input);
   if (o.progress) std::fprintf(stderr, "\r\033[K");
   replay::Recording rec = finish_recording(stack, model);

@@ -13,10 +13,12 @@
 // place (inputs BoUsage::Input and outputs BoUsage::Output, labelled with the blob name;
 // intermediates BoUsage::Scratch, labelled with the blob that owns the memory), compiles
 // every kernel and records one CommandBuffer for the whole graph. run() only copies the
-// inputs into their buffers, submits the prepare phase and that command buffer and reads
-// the outputs, so the
-// GPU job stream (registers, uniforms, code) is the same for every input, which record
-// and replay rely on.
+// inputs into their buffers, submits that command buffer and reads the outputs, so the GPU
+// job stream (registers, uniforms, code) is the same for every input, which record and
+// replay rely on. The prepare phase is submitted before it in the first run() and again
+// only after prepare_again(): its Scratch outputs persist between native runs, but a
+// recording must contain it (the replayer wipes GPU-written pages after every run), so
+// whoever starts a recording calls prepare_again() (tools::GpuStack::start_recording()).
 //
 // Results agree with CpuExecutor bit for bit for every operator except those built on
 // exp/log approximations of std::pow (BinaryOp pow, LRN) and UnaryOp log10.
@@ -55,7 +57,7 @@ struct GpuExecutorOptions {
 
 struct GpuRunStats {
   uint64_t dispatches = 0;          // all jobs of the run, the prepare phase's included
-  uint64_t prepare_dispatches = 0;  // the prepare phase's jobs
+  uint64_t prepare_dispatches = 0;  // the prepare phase's jobs (0 when it did not run)
   uint64_t bytes_in = 0, bytes_out = 0;
   double upload_ms = 0, prepare_ms = 0, submit_wait_ms = 0, download_ms = 0;
 };
@@ -87,8 +89,13 @@ class GpuExecutor : public Executor {
                                     const std::vector<std::string>& outputs = {}) const override;
   using Executor::run;
 
+  // Makes the next run() submit the prepare phase again (the first one always does).
+  // Needed when the derived Scratch buffers may have been lost, and before a run that a
+  // recorder captures: a replay has only what its recording holds.
+  void prepare_again();
+
   GpuRunStats last_run_stats() const;
-  // Jobs per run: the prepare phase's and the inference's.
+  // Jobs of a run that prepares: the prepare phase's and the inference's.
   size_t num_dispatches() const;
   size_t num_prepare_dispatches() const;
   // Bytes of the Weights buffers (the model's stored weights, page-rounded).
@@ -100,7 +107,8 @@ class GpuExecutor : public Executor {
   // The recorded command buffer (its dispatches, CFG words and, after the first run, its
   // uniform buffer), for recorders and tests.
   const runtime::CommandBuffer& command_buffer() const;
-  // The prepare phase's command buffer, submitted before command_buffer() in every run.
+  // The prepare phase's command buffer, submitted before command_buffer() in the first
+  // run and after prepare_again().
   const runtime::CommandBuffer& prepare_command_buffer() const;
   // The graph's inputs, then its outputs, in blob order.
   std::vector<IoBinding> io_bindings() const;

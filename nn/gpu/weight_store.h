@@ -6,7 +6,14 @@
 // another form (fp16 -> fp32, packed convolution / fully-connected layouts, folded
 // BatchNorm, zero biases) is computed by GPU jobs that read those buffers and write
 // Scratch buffers. These jobs form the prepare phase: a command buffer of its own that
-// every run submits before the inference jobs (docs/ARCHITECTURE.md, "Weights").
+// GpuExecutor submits before the inference jobs of its first run, and again only when
+// asked (GpuExecutor::prepare_again(), e.g. when a recording starts; docs/ARCHITECTURE.md,
+// "Weights").
+//
+// The requests (gather, floats, fold_batchnorm) become sections of a few big jobs, made
+// by finish(): each section is a kernel fragment specialized to its sizes, over a range of
+// the job's workgroups, and jobs run in dependency order (a section reading another's
+// output runs in a later job).
 #pragma once
 
 #include <array>
@@ -46,6 +53,9 @@ class WeightStore {
   // `owned` keeps the buffers (stable addresses); prepare jobs go into `prepare`.
   WeightStore(runtime::Device& dev, runtime::CommandBuffer& prepare,
               std::deque<runtime::Buffer>& owned);
+  ~WeightStore();
+  WeightStore(const WeightStore&) = delete;
+  WeightStore& operator=(const WeightStore&) = delete;
 
   // The Weights buffer holding t's stored bytes, exactly as in the model file, padded
   // with zeros (one buffer per stored range, whoever asks). A tensor without a source
@@ -59,8 +69,9 @@ class WeightStore {
   // source is stored as its decoded floats, so this holds too.
   static bool stored_in_order(const Tensor& t);
 
-  // A Scratch buffer of `floats` fp32 values that one prepare job per box fills from
-  // `src`. The boxes must cover the buffer (every element is written every run).
+  // A Scratch buffer of `floats` fp32 values that the prepare phase fills from `src`, box
+  // by box. The boxes must cover the buffer (every element is written by every prepare).
+  // When the boxes copy fp32 values in order, the result is the stored buffer itself.
   const runtime::Buffer& gather(const std::string& label, const ElementSource& src,
                                 uint32_t floats, const std::vector<GatherBox>& boxes);
   // t's first `count` values as fp32 in t's order: the stored buffer itself when it is
@@ -72,13 +83,19 @@ class WeightStore {
       const std::string& label, const Tensor& slope, const Tensor& mean, const Tensor& var,
       const Tensor& bias, float eps, uint32_t channels);
 
+  // Records the prepare jobs for every request so far into the prepare command buffer.
+  void finish();
+
   size_t prepare_jobs() const { return jobs_; }
   // Bytes of the Weights buffers (page-rounded, as allocated).
   uint64_t stored_bytes() const { return stored_bytes_; }
 
  private:
+  struct Section;  // work of the prepare phase (weight_store.cpp)
+  struct Part;     // a range of a section's lanes in one job
   const runtime::Buffer& own(runtime::Buffer b);
-  runtime::Grid grid(const runtime::jit::Kernel& k, uint64_t invocations);
+  void add_section(Section s);
+  void dispatch_job(const std::vector<Part>& job);
 
   runtime::Device& dev_;
   runtime::CommandBuffer& prepare_;
@@ -86,6 +103,9 @@ class WeightStore {
   // (file, offset, length) -> its Weights buffer
   std::map<std::tuple<const void*, uint64_t, uint64_t>, const runtime::Buffer*> by_range_;
   std::map<const Tensor*, const runtime::Buffer*> derived_by_tensor_;
+  std::vector<Section> pending_;  // requests not yet in a job
+  // Buffers pending sections write -> the dependency level of the section writing them.
+  std::map<const runtime::Buffer*, int> level_of_;
   size_t jobs_ = 0;
   uint64_t stored_bytes_ = 0;
 };

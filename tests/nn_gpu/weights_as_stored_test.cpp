@@ -4,7 +4,9 @@
 // CPU reference computes from the decoded values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -97,6 +99,38 @@ TEST_P(WeightsAsStored, EveryWeightsBufferIsAModelFileRange) {
   }
   const auto want = CpuExecutor(m.graph).run(in);
   for (const auto& [name, t] : want) EXPECT_TRUE(testing::close(got.at(name), t, 0, 0)) << name;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Prints the prepare phase's GPU time and jobs beside the inference's, in the same runs
+// (the median of 5, each asked to prepare again). docs/ARCHITECTURE.md ("Weights") quotes
+// these numbers.
+TEST_P(WeightsAsStored, PrepareCostBesideTheInference) {
+  if (testing::kQuick && GetParam().rfind("bench/", 0) == 0) GTEST_SKIP() << "quick build";
+  const Model m = load_model(GetParam());
+  GpuStack s("v3d-7.1");
+  GpuExecutor gpu(m.graph, *s.dev);
+  const auto in = testing::make_inputs(m.graph, 3, 0.f, 1.f);
+  std::vector<double> prepare_ms, inference_ms;
+  for (int i = 0; i < 5; ++i) {
+    gpu.prepare_again();
+    gpu.run(in);
+    const GpuRunStats st = gpu.last_run_stats();
+    EXPECT_EQ(st.prepare_dispatches, gpu.num_prepare_dispatches());
+    prepare_ms.push_back(st.prepare_ms);
+    inference_ms.push_back(st.submit_wait_ms);
+  }
+  std::printf("%s: prepare %zu jobs %.1f ms (median of 5; min %.1f), inference %zu jobs %.1f ms "
+              "(min %.1f): prepare/inference %.1f%%\n",
+              GetParam().c_str(), gpu.num_prepare_dispatches(), median(prepare_ms),
+              *std::min_element(prepare_ms.begin(), prepare_ms.end()),
+              gpu.num_dispatches() - gpu.num_prepare_dispatches(), median(inference_ms),
+              *std::min_element(inference_ms.begin(), inference_ms.end()),
+              100 * median(prepare_ms) / median(inference_ms));
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, WeightsAsStored,

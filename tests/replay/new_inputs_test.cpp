@@ -35,7 +35,7 @@ std::unique_ptr<Recorded> record_model(const std::string& name, const std::strin
   opts.omit_weights = omit_weights;
   if (omit_weights) r->model_file = nn::read_whole_file(r->model.weights_file);
   r->native = std::make_unique<tools::GpuStack>(sku, r->model, opts);
-  r->native->recorder().start();
+  r->native->start_recording();
   r->native->infer(first_input);
   std::string err;
   for (const auto& [blob, is_input] : {std::pair{r->model.info.input_blob, true},
