@@ -53,9 +53,18 @@ void Recorder::start() {
   blob_by_hash_.clear();
   error_.clear();
   stats_ = {};
+  // GPU-writable buffers hold what earlier jobs left (activations, derived weights of a
+  // prepare phase): the stream recomputes whatever it reads of them, so their contents at
+  // the start are not part of the recording, and a weight-less recording must not carry
+  // derived weights. Their pages count as seen; what the CPU writes into them from now on
+  // is captured as usual.
+  const hw::MemoryWindow mem = inner_.memory();
   for (auto& [h, bo] : bos_) {
     bo.region = -1;
-    std::fill(bo.seen_hash.begin(), bo.seen_hash.end(), 0);
+    for (uint32_t p = 0; p < bo.pages.size(); ++p) {
+      bo.seen_hash[p] = bo.info.gpu_writable ? XXH3_64bits(mem.at(bo.pages[p]), kPage) | 1 : 0;
+      stats_.pages_hashed += bo.info.gpu_writable;
+    }
   }
 }
 

@@ -138,7 +138,8 @@ TEST_P(RecorderTest, CapturesTheJobStreamAndIncrementalMemory) {
   EXPECT_EQ(per_load[0], 3u);
   EXPECT_EQ(per_load[1], 1u);
   EXPECT_EQ(r.blobs.size(), 4u);
-  EXPECT_GE(rec.stats().zero_pages_elided, 3u) << "two zero input pages and the output";
+  // The output is GPU-writable: its pages count as seen at the start, not as elided.
+  EXPECT_GE(rec.stats().zero_pages_elided, 2u) << "the two zero input pages";
   // Regions carry the stack's classification and labels.
   ASSERT_EQ(r.regions.size(), 4u);
   int inputs = 0;

@@ -129,6 +129,31 @@ TEST(NewInputs, MnistAllDigitsOnBothSkus) {
     }
 }
 
+// A weight-less recording made after warm native runs carries no derived weights: the
+// GPU-written buffers' contents at the start (the prepare phase's output of the earlier
+// runs) are not captured, so it has exactly the pages of one made on a fresh stack.
+TEST(NewInputs, WeightlessRecordingAfterWarmRunsCarriesNoDerivedWeights) {
+  const nn::ModelInfo info = nn::resolve_model("squeezenet");
+  const nn::Tensor cat = nn::preprocess_image(shared("images/cat.jpg"), info.preprocess,
+                                              info.input_shape.w, info.input_shape.h);
+  auto fresh = record_model("squeezenet", "v3d-7.1", cat);
+  const nn::Model model = nn::load_model("squeezenet");
+  record::RecorderOptions opts;
+  opts.omit_weights = true;
+  tools::GpuStack warm("v3d-7.1", model, opts);
+  for (int i = 0; i < 2; ++i) warm.infer(cat);
+  warm.start_recording();
+  warm.infer(cat);
+  replay::Recording rec;
+  std::string err;
+  ASSERT_TRUE(warm.recorder().finish(&rec, &err)) << err;
+  EXPECT_EQ(rec.blobs.size(), fresh->rec.blobs.size());
+  EXPECT_EQ(rec.loads.size(), fresh->rec.loads.size());
+  size_t blob_bytes = 0;
+  for (const replay::PageBlob& b : rec.blobs) blob_bytes += b.data.size();
+  EXPECT_LT(blob_bytes, 1u << 20) << "no megabytes of derived weights";
+}
+
 // A recording that carries its weights replays the same, without a model file.
 TEST(NewInputs, RecordingWithWeightsNeedsNoModelFile) {
   const nn::ModelInfo info = nn::resolve_model("mnist");
