@@ -2,12 +2,16 @@
 #include "record/recorder.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "driver/v3d_driver.h"
 #include "hw/isa/assembler.h"
 #include "hw/v3d_regs.h"
+#include "replay/signature.h"
 #include "tests/common/soc_config.h"
 
 namespace rplayer::record {
@@ -186,6 +190,46 @@ TEST_P(RecorderTest, BindingOutsideAnyBufferIsRefused) {
   std::string err;
   EXPECT_FALSE(rec.bind("x", true, 0x100, 16, {4}, &err));
   EXPECT_FALSE(rec.bind("y", true, in.va + 3 * 4096 - 8, 16, {4}, &err)) << "crosses the end";
+}
+
+// Weights buffers that hold a model-file range become signed weight bindings: the file
+// by size and BLAKE2b digest, each range by offset, length and digest. Buffers the stack
+// derived itself (no range) get no binding.
+TEST_P(RecorderTest, WeightBuffersBecomeBindingsWithDigests) {
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("rplayer-rec-weights-" + std::to_string(getpid()));
+  std::vector<uint8_t> bytes(10000);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = uint8_t(i * 7 + 3);
+  std::ofstream(file, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  setup_job();
+  driver::CreateBo w;
+  w.size = 5000;
+  w.usage = driver::BoUsage::Weights;
+  w.gpu_writable = false;
+  w.label = "conv/weight";
+  w.has_weight_source = true;
+  w.weight_model = file.string();
+  w.weight_offset = 1000;
+  w.weight_length = 5000;
+  ASSERT_EQ(drv->create_bo(w), 0);
+  const Bo derived = bo(4096, driver::BoUsage::Weights, false, "derived");
+  rec.start();
+  run_job();
+  replay::Recording r;
+  std::string err;
+  ASSERT_TRUE(rec.finish(&r, &err)) << err;
+  std::filesystem::remove(file);
+  EXPECT_EQ(r.weights_file.name, file.filename().string());
+  EXPECT_EQ(r.weights_file.size, bytes.size());
+  EXPECT_EQ(r.weights_file.digest, replay::content_digest(bytes));
+  ASSERT_EQ(r.weight_bindings.size(), 1u) << "the derived buffer has no file range";
+  const replay::WeightBinding& b = r.weight_bindings[0];
+  EXPECT_EQ(r.regions[b.region].label, "conv/weight");
+  EXPECT_EQ(b.offset, 1000u);
+  EXPECT_EQ(b.length, 5000u);
+  EXPECT_EQ(b.digest, replay::content_digest(std::span<const uint8_t>(bytes).subspan(1000, 5000)));
+  (void)derived;
 }
 
 INSTANTIATE_TEST_SUITE_P(Skus, RecorderTest, ::testing::Values("v3d-7.1", "v3d-4.2"));

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "keys/keys.h"
@@ -82,6 +83,33 @@ TEST_F(HostileCli, ModelNameFromARecordingIsNeverAPath) {
     EXPECT_EQ(st, 1) << name << ": " << out;
     EXPECT_NE(out.find("not a model name"), std::string::npos) << name << ": " << out;
   }
+}
+
+// A weight-less recording through the CLI: `record --omit-weights`, then `replay` takes the
+// weights from the recorded model's file (by default) and gives the native scores; a
+// different file given with --weights is refused with the reason.
+TEST_F(HostileCli, WeightlessRecordingReplaysFromTheModelFile) {
+  int st = -1;
+  const std::string rec = (dir_ / "mnist-nw.rec").string();
+  cli("record --model mnist --omit-weights -o " + rec, &st);
+  ASSERT_EQ(st, 0);
+  const std::string digit = RPLAYER_SHARED_DIR "/images/digits/3.pgm";
+  const nlohmann::json native = nlohmann::json::parse(
+      run(RPLAYER_BIN " run --model mnist --json " + digit + " 2>/dev/null", &st));
+  ASSERT_EQ(st, 0);
+  const std::string out = cli("replay " + rec + " --json --input " + digit, &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["top5"], native["top5"]) << "bit-identical scores";
+  const std::string wrong = cli("replay " + rec +
+                                    " --weights " RPLAYER_SHARED_DIR
+                                    "/models/squeezenet_v1.1/squeezenet_v1.1.bin"
+                                    " --input " +
+                                    digit,
+                                &st);
+  EXPECT_EQ(st, 1);
+  EXPECT_NE(wrong.find("the model file is not the one the recording was made with"),
+            std::string::npos)
+      << wrong;
 }
 
 }  // namespace
