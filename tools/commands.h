@@ -12,6 +12,7 @@ void add_isa_commands(CLI::App& app, int* exit_code);
 void add_run_command(CLI::App& app, int* exit_code);
 void add_record_commands(CLI::App& app, int* exit_code);  // keygen, record, verify, replay
 void add_inspect_command(CLI::App& app, int* exit_code);
+void add_diff_command(CLI::App& app, int* exit_code);      // diff A.rec B.rec
 void add_classify_command(CLI::App& app, int* exit_code);  // classify --tee
 void add_worlds_command(CLI::App& app, int* exit_code);    // worlds start|stop
 

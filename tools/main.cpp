@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   rplayer::tools::add_run_command(app, &exit_code);
   rplayer::tools::add_record_commands(app, &exit_code);
   rplayer::tools::add_inspect_command(app, &exit_code);
+  rplayer::tools::add_diff_command(app, &exit_code);
   rplayer::tools::add_classify_command(app, &exit_code);
   rplayer::tools::add_worlds_command(app, &exit_code);
   try {
