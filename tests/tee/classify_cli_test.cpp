@@ -83,6 +83,23 @@ TEST_F(ClassifyCliTest, TrustedClassificationMatchesNativeRun) {
   EXPECT_FALSE(fs::exists(dir / "run" / "normal.sock"));
 }
 
+// A weight-less recording: classify sends the recorded model's file to the TA, which checks
+// it against the recording's digests; the classes equal a native run's.
+TEST_F(ClassifyCliTest, WeightlessRecordingClassifiesWithTheModelFile) {
+  const std::string rec = (dir / "sq-nw.rec").string();
+  ASSERT_EQ(sh(env + RPLAYER_BIN " record --model squeezenet --omit-weights -o " + rec).status, 0);
+  ASSERT_LT(fs::file_size(rec), 200u * 1024);
+  const std::string img = kShared + "/images/cat.jpg";
+  const Result native = sh(RPLAYER_BIN " run --model squeezenet --json " + img);
+  const Result tee = sh(env + RPLAYER_BIN " classify --tee --json --recording " + rec +
+                        " --tee-dir " + (dir / "run").string() + " " + img);
+  ASSERT_EQ(tee.status, 0) << tee.out;
+  const auto a = json_lines(native.out), b = json_lines(tee.out);
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0]["top5"], a[0]["top5"]) << "bit-identical probabilities";
+}
+
 TEST_F(ClassifyCliTest, TamperedRecordingIsRefusedWithAClearError) {
   std::fstream f(dir / "sq.rec", std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(-5, std::ios::end);

@@ -100,6 +100,17 @@ TEST_F(HostileCli, WeightlessRecordingReplaysFromTheModelFile) {
   const std::string out = cli("replay " + rec + " --json --input " + digit, &st);
   ASSERT_EQ(st, 0) << out;
   EXPECT_EQ(nlohmann::json::parse(out)["top5"], native["top5"]) << "bit-identical scores";
+  // inspect lists the weight bindings: the file, and per bound region its range and digest.
+  const nlohmann::json ins = nlohmann::json::parse(cli("inspect --json " + rec, &st));
+  ASSERT_EQ(st, 0);
+  EXPECT_EQ(ins["weights"]["omitted"], true);
+  EXPECT_EQ(ins["weights"]["file"], "mnist.bin");
+  ASSERT_FALSE(ins["weights"]["bindings"].empty());
+  for (const auto& b : ins["weights"]["bindings"]) {
+    EXPECT_EQ(b["digest"].get<std::string>().size(), 64u);
+    EXPECT_GT(b["length"].get<uint64_t>(), 0u);
+  }
+  EXPECT_NE(cli("inspect " + rec, &st).find("weight bindings ("), std::string::npos);
   const std::string wrong = cli("replay " + rec +
                                     " --weights " RPLAYER_SHARED_DIR
                                     "/models/squeezenet_v1.1/squeezenet_v1.1.bin"

@@ -214,6 +214,10 @@ TEST_P(InspectTest, JsonHasTheCounts) {
   EXPECT_EQ(j["bindings"][0]["name"], "in");
   EXPECT_EQ(j["bindings"][1]["direction"], "out");
   EXPECT_EQ(j["bindings"][1]["shape"], json::array({kN}));
+  // Weight bindings: none in this hand-made recording, but the section is always there.
+  ASSERT_TRUE(j.contains("weights"));
+  EXPECT_EQ(j["weights"]["bindings"].size(), rec.weight_bindings.size());
+  EXPECT_EQ(j["weights"]["omitted"], rec.weights_omitted);
 
   const json& st = j["stats"];
   EXPECT_EQ(st["jobs"], 3);
