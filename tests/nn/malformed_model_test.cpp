@@ -87,6 +87,13 @@ TEST(MalformedParam, UndefinedOrDuplicateBlobs) {
                {"layer r (ReLU)", "writes blob 'x' already produced by layer in"});
 }
 
+// Found by fuzz/fuzz_ncnn: a layer listing one output blob twice made the error message
+// read the producing layer past the end of the layer list (the layer is not in it yet).
+TEST(MalformedParam, LayerWritingOneBlobTwice) {
+  expect_error([] { param("7767517\n2 2\nInput in 0 1 x 0=4\nReLU r 1 2 x y y\n"); },
+               {"layer r (ReLU)", "writes blob 'y' already produced by this layer"});
+}
+
 TEST(MalformedParam, MissingFile) {
   expect_error([] { load_ncnn_param("/nonexistent/model.param"); },
                {"/nonexistent/model.param", "cannot open"});
@@ -229,6 +236,19 @@ TEST(MalformedImage, MissingAndUndecodable) {
     FAIL();
   } catch (const ImageError& e) {
     EXPECT_NE(std::string(e.what()).find("junk.png: cannot decode image"), std::string::npos)
+        << e.what();
+  }
+  // Found by fuzz/fuzz_image: a JPEG Huffman table of more than 256 symbols overflows
+  // stb_image 2.27's tables; it is refused before stb parses it.
+  const std::vector<uint8_t> dht = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00, 0xFF, 0xFF, 0x00, 0,
+                                    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+                                    0,    0xFF, 0xD9};
+  try {
+    decode_image(dht, "huffman.jpg");
+    FAIL();
+  } catch (const ImageError& e) {
+    EXPECT_NE(std::string(e.what()).find("huffman.jpg: cannot decode image: corrupt JPEG"),
+              std::string::npos)
         << e.what();
   }
   // A PPM cut short.
