@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,7 +81,10 @@ bool send_with_fd(int sock, const uint8_t* buf, size_t n, int fd) {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
   }
-  return sendmsg(sock, &msg, MSG_NOSIGNAL) == ssize_t(n);
+  ssize_t sent;
+  while ((sent = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  return sent == ssize_t(n);
 }
 
 }  // namespace
@@ -114,11 +118,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (shm >= 0) close(shm);
     if (!sent) break;
     pollfd p{sv[0], POLLIN, 0};
-    if (poll(&p, 1, 5000) != 1) {
+    int ready;
+    // EINTR: libFuzzer's -timeout is a SIGALRM every few seconds.
+    while ((ready = poll(&p, 1, 5000)) < 0 && errno == EINTR) {
+    }
+    if (ready != 1) {
       std::fprintf(stderr, "ORACLE: the SMC server did not answer message %d\n", messages);
       std::abort();
     }
-    const ssize_t n = recv(sv[0], reply.data(), reply.size(), 0);
+    ssize_t n;
+    while ((n = recv(sv[0], reply.data(), reply.size(), 0)) < 0 && errno == EINTR) {
+    }
     if (n < ssize_t(sizeof(wire::Header))) {
       std::fprintf(stderr, "ORACLE: short or no reply (%zd bytes) to message %d\n", n, messages);
       std::abort();
