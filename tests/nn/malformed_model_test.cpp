@@ -4,6 +4,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -12,6 +14,7 @@
 #include "nn/model_error.h"
 #include "nn/ncnn_loader.h"
 #include "nn/onnx_loader.h"
+#include "nn/param_dict.h"
 
 namespace rplayer::nn {
 namespace {
@@ -92,6 +95,19 @@ TEST(MalformedParam, UndefinedOrDuplicateBlobs) {
 TEST(MalformedParam, LayerWritingOneBlobTwice) {
   expect_error([] { param("7767517\n2 2\nInput in 0 1 x 0=4\nReLU r 1 2 x y y\n"); },
                {"layer r (ReLU)", "writes blob 'y' already produced by this layer"});
+}
+
+// Found by fuzz/fuzz_ncnn: "0=1e27" converted a float outside int's range to int
+// (undefined behaviour); the int view of a float parameter now saturates.
+TEST(MalformedParam, HugeFloatParamsSaturateAsInts) {
+  EXPECT_EQ(ParamValue::of_float(1e27f).i, INT32_MAX);
+  EXPECT_EQ(ParamValue::of_float(-1e27f).i, INT32_MIN);
+  EXPECT_EQ(ParamValue::of_float(-7.9f).i, -7);
+  EXPECT_EQ(ParamValue::of_floats({1e27f, std::nanf(""), 3.5f}).ints,
+            (std::vector<int>{INT32_MAX, 0, 3}));
+  Graph g = param("7767517\n1 1\nInput in 0 1 x 0=1e27 1=-4e20\n");
+  EXPECT_EQ(g.layer(0).params.get_int(0, 0), INT32_MAX);
+  EXPECT_EQ(g.layer(0).params.get_int(1, 0), INT32_MIN);
 }
 
 TEST(MalformedParam, MissingFile) {
@@ -198,6 +214,20 @@ TEST(MalformedOnnx, GarbageAndUnsupported) {
                {"m.onnx", "node n0 (Einsum)", "unsupported operator Einsum"});
   EXPECT_NO_THROW(parse_onnx(serialize(relu_model("Relu")), "m.onnx"));
   expect_error([] { load_onnx("/nonexistent/model.onnx"); }, {"/nonexistent/model.onnx"});
+}
+
+// Found by fuzz/fuzz_onnx: an initializer's dimensions multiplied past 64 bits (signed
+// overflow); negative dimensions are refused too.
+TEST(MalformedOnnx, InitializerDimensionsOverflowOrNegative) {
+  for (const auto& dims : {std::vector<int64_t>{int64_t(1) << 40, int64_t(1) << 40},
+                           std::vector<int64_t>{-2, -3}}) {
+    onnx::ModelProto m = relu_model("Relu");
+    auto* w = m.mutable_graph()->add_initializer();
+    w->set_name("w");
+    w->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) w->add_dims(d);
+    EXPECT_THROW(parse_onnx(serialize(m), "m.onnx"), ModelError);
+  }
 }
 
 TEST(MalformedOnnx, BadAttributeIsNamed) {
