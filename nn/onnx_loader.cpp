@@ -523,7 +523,11 @@ class Converter {
 
   static Dims to_dims(const Const& c) {
     Dims d;
-    for (float x : c.v) d.push_back(int64_t(x));
+    for (float x : c.v) {
+      // Outside int64's range (or NaN) the conversion is undefined (found by fuzz/fuzz_onnx).
+      if (!(x > -9.2e18f && x < 9.2e18f)) throw ModelError("shape value out of range");
+      d.push_back(int64_t(x));
+    }
     return d;
   }
 

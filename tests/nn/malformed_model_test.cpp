@@ -110,6 +110,12 @@ TEST(MalformedParam, HugeFloatParamsSaturateAsInts) {
   EXPECT_EQ(g.layer(0).params.get_int(1, 0), INT32_MIN);
 }
 
+// Found by fuzz/fuzz_ncnn: a constant Gemm operand of N x K elements overflowed int.
+TEST(MalformedParam, WeightCountOverflow) {
+  expect_error([] { param("7767517\n2 2\nInput in 0 1 x 0=4\nGemm g 1 1 x y 5=1 8=768160 9=3072\n"); },
+               {"layer g (Gemm)", "B: 768160 x 3072 elements is too many"});
+}
+
 TEST(MalformedParam, MissingFile) {
   expect_error([] { load_ncnn_param("/nonexistent/model.param"); },
                {"/nonexistent/model.param", "cannot open"});
@@ -228,6 +234,20 @@ TEST(MalformedOnnx, InitializerDimensionsOverflowOrNegative) {
     for (int64_t d : dims) w->add_dims(d);
     EXPECT_THROW(parse_onnx(serialize(m), "m.onnx"), ModelError);
   }
+}
+
+// Found by fuzz/fuzz_onnx: a constant shape value beyond int64 (here INT64_MAX, which is
+// 2^63 once stored as float) was converted to int64 (undefined behaviour).
+TEST(MalformedOnnx, ShapeValueOutOfRange) {
+  onnx::ModelProto m = relu_model("Reshape");
+  m.mutable_graph()->mutable_node(0)->add_input("shape");
+  auto* s = m.mutable_graph()->add_initializer();
+  s->set_name("shape");
+  s->set_data_type(onnx::TensorProto::INT64);
+  s->add_dims(2);
+  s->add_int64_data(1);
+  s->add_int64_data(INT64_MAX);
+  EXPECT_THROW(parse_onnx(serialize(m), "m.onnx"), ModelError);
 }
 
 TEST(MalformedOnnx, BadAttributeIsNamed) {
