@@ -74,7 +74,7 @@ replay::Recording record_workload(const std::string& sku, uint32_t n, bool omit_
   driver::DirectHwIo io(soc.port(hw::World::Normal));
   record::RecorderOptions opts;
   opts.omit_weights = omit_weights;
-  opts.irq_timeout_us = 10000;  // within the replay fuzzer's limits
+  opts.irq_timeout_us = 100000;  // within the replay fuzzer's limits
   record::Recorder rec(io, opts);
   std::string err;
   auto drv = driver::V3dDriver::probe(rec, {}, &err);
@@ -159,9 +159,9 @@ replay::Recording record_workload(const std::string& sku, uint32_t n, bool omit_
 void fit_replay_limits(replay::Recording& r) {
   for (replay::Action& a : r.actions)
     if (a.op == replay::ActionOp::Poll || a.op == replay::ActionOp::WaitIrq)
-      a.timeout_us = std::min(a.timeout_us, 20000u);
+      a.timeout_us = std::min(a.timeout_us, 200000u);
   for (auto& [k, v] : r.metadata)
-    if (k == replay::kBudgetKey) v = "300";
+    if (k == replay::kBudgetKey) v = "1000";
 }
 
 void recording_seeds(const fs::path& out, const std::string& name, const Bytes& file,
@@ -361,7 +361,15 @@ int main(int argc, char** argv) {
     for (int i = 3; i < argc; ++i) {
       Bytes file = read(argv[i]);
       if (!fuzz::resign_with_fuzz_key(file)) continue;
-      recording_seeds(out, fs::path(argv[i]).stem().string(), file, false);
+      const std::string name = fs::path(argv[i]).stem().string();
+      recording_seeds(out, name, file, false);
+      // For the replay target too, with its waits and budget cut to the target's limits
+      // (recordings that carry their weights: the target passes no model file).
+      replay::Recording r;
+      const replay::PublicKey pk = fuzz::fuzz_public_key();
+      if (!replay::decode_recording(file, {&pk, 1}, &r).ok() || r.weights_omitted) continue;
+      fit_replay_limits(r);
+      write(out / "replay", name + ".payload", fuzz::payload_of(record::encode_recording(r, key)));
     }
     smc_seeds(out / "smc");
     soc_wire_seeds(out / "soc_wire");
