@@ -50,7 +50,7 @@ void check_pnm_size(const std::vector<uint8_t>& b, const std::string& name) {
 
 // Debian 12's stb_image (2.27) does not bound a JPEG Huffman table's symbol count: a DHT
 // segment whose 16 code-length counts sum past 256 makes stbi__build_huffman and the symbol
-// copy write past the table's arrays (upstream fixed this in 2.28). This decoder runs in the
+// copy write past the table's arrays (later upstream versions check it). This decoder runs in the
 // TEE on bytes from the normal world, so refuse such files before stb sees them (found by
 // fuzz/fuzz_image). The walk follows stb's: segments by their length, entropy-coded data up
 // to the next marker that is not a stuffed byte or a restart marker.
