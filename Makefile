@@ -1,20 +1,25 @@
 # Quick start on Debian 12: `make demo` and `make test`. Both install what they need.
 BUILD ?= build
 BUILD_SAN ?= build-san
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 # Debian packages the build and tests use.
 APT_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev \
   libbenchmark-dev libcli11-dev nlohmann-json3-dev libonnx-dev libprotobuf-dev \
   protobuf-compiler libstb-dev libonnx-testdata libsodium-dev libzstd-dev libxxhash-dev \
   libseccomp-dev clang-format
+# The fuzzers' compiler and libFuzzer (make fuzz only).
+FUZZ_APT_PACKAGES := clang-14 libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build test test-sanitize demo bench clean
+.PHONY: all deps fuzz-deps configure build test test-sanitize fuzz-build fuzz fuzz-smoke demo bench clean
 
 all: build
 
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do \
+# $(call install_missing,PACKAGES): apt-get install those not installed yet.
+define install_missing
+	@missing=$$(for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -22,6 +27,13 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(APT_PACKAGES))
+
+fuzz-deps: deps
+	$(call install_missing,$(FUZZ_APT_PACKAGES))
 
 $(BUILD)/build.ninja: | deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
@@ -38,6 +50,22 @@ test-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPLAYER_SANITIZE=ON
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 	RPLAYER_REPLAY_INPUTS=10 ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
+
+# libFuzzer targets (fuzz/, docs/threat-model.md "Fuzzing"): a clang build of only the
+# libraries they need, under ASan + UBSan, in $(BUILD_FUZZ). `make fuzz` runs every target
+# for FUZZ_SECONDS each with seeds made at fuzz time (recordings from $(BUILD)/rplayer and
+# the modeled SoC, models and images from ../shared) and prints executions, coverage and
+# crashes per target, then "N passed, N failed". `make fuzz-smoke`: a few seconds each (CI).
+fuzz-build: fuzz-deps
+	@test -f $(BUILD_FUZZ)/build.ninja || CC=clang-14 CXX=clang++-14 cmake -S . -B $(BUILD_FUZZ) \
+	  -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPLAYER_FUZZ=ON
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+
+fuzz: build fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(BUILD_FUZZ) RPLAYER=$(BUILD)/rplayer fuzz/run.sh
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=8
 
 # The main job: record SqueezeNet on the full GPU stack (modeled V3D 7.1), sign the
 # recording, verify it, then classify ../shared/images/cat.jpg in the TEE: the SoC and
@@ -58,4 +86,4 @@ bench: build
 	./$(BUILD)/bench/tee_bench --json
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

@@ -39,9 +39,13 @@ int Graph::add_layer(std::string type, std::string name, const std::vector<std::
   }
   for (const std::string& out : outputs) {
     const int b = get_or_add_blob(out);
+    // The producer may be this layer itself (the blob listed twice), which is not in
+    // layers_ yet: naming it must not index past the end (found by fuzz/fuzz_ncnn).
     if (blobs_[b].producer >= 0)
       throw ModelError(source + ": layer " + layer.name + " (" + layer.type + ") writes blob '" +
-                       out + "' already produced by layer " + layers_[blobs_[b].producer].name);
+                       out + "' already produced by " +
+                       (blobs_[b].producer == index ? std::string("this layer")
+                                                    : "layer " + layers_[blobs_[b].producer].name));
     blobs_[b].producer = index;
     layer.outputs.push_back(b);
   }

@@ -59,6 +59,16 @@ int positive(const Layer& l, int id, const char* what) {
   return v;
 }
 
+// A weight's element count from two params: their product must fit an int (found by
+// fuzz/fuzz_ncnn: Gemm with K = 3072, N = 768160 overflowed).
+int count(int a, int b, const char* what) {
+  int n;
+  if (__builtin_mul_overflow(a, b, &n))
+    throw ModelError(std::string(what) + ": " + std::to_string(a) + " x " + std::to_string(b) +
+                     " elements is too many");
+  return n;
+}
+
 void no_int8(const Layer& l, int id) {
   if (l.params.get_int(id, 0) != 0)
     throw ModelError("int8 quantized layers (param " + std::to_string(id) +
@@ -129,13 +139,13 @@ std::vector<WeightSpec> weight_specs(const Layer& l) {
     no_int8(l, 18);
     const int qdim = size / embed;
     const int kdim = p.get_int(3, embed), vdim = p.get_int(4, embed);
-    w.push_back(tagged("q_weight", embed * qdim, qdim));
+    w.push_back(tagged("q_weight", count(embed, qdim, "q_weight"), qdim));
     w.push_back(raw("q_bias", embed));
-    w.push_back(tagged("k_weight", embed * kdim, kdim));
+    w.push_back(tagged("k_weight", count(embed, kdim, "k_weight"), kdim));
     w.push_back(raw("k_bias", embed));
-    w.push_back(tagged("v_weight", embed * vdim, vdim));
+    w.push_back(tagged("v_weight", count(embed, vdim, "v_weight"), vdim));
     w.push_back(raw("v_bias", embed));
-    w.push_back(tagged("out_weight", qdim * embed, embed));
+    w.push_back(tagged("out_weight", count(qdim, embed, "out_weight"), embed));
     w.push_back(raw("out_bias", qdim));
   } else if (t == "Gemm") {
     no_int8(l, 18);
@@ -143,13 +153,13 @@ std::vector<WeightSpec> weight_specs(const Layer& l) {
     const int M = p.get_int(7, 0), N = p.get_int(8, 0), K = p.get_int(9, 0);
     if (p.get_int(4, 0)) {
       if (M <= 0 || K <= 0) throw ModelError("constant A needs params 7 (M) and 9 (K)");
-      WeightSpec a = tagged("A", M * K, K);
+      WeightSpec a = tagged("A", count(M, K, "A"), K);
       a.shape = transA ? Shape::mat(M, K) : Shape::mat(K, M);
       w.push_back(a);
     }
     if (p.get_int(5, 0)) {
       if (N <= 0 || K <= 0) throw ModelError("constant B needs params 8 (N) and 9 (K)");
-      WeightSpec b = tagged("B", N * K, K);
+      WeightSpec b = tagged("B", count(N, K, "B"), K);
       b.shape = transB ? Shape::mat(K, N) : Shape::mat(N, K);
       w.push_back(b);
     }

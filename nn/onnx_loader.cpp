@@ -148,8 +148,13 @@ Tensor weight_tensor(Shape shape, std::vector<float> v, std::string name,
   return t;
 }
 
+// Dimensions come from the model file: a product past 64 bits is a malformed model, not
+// signed overflow (found by fuzz/fuzz_onnx).
 int64_t product(const Dims& d) {
-  return std::accumulate(d.begin(), d.end(), int64_t(1), std::multiplies<>());
+  int64_t n = 1;
+  for (int64_t x : d)
+    if (__builtin_mul_overflow(n, x, &n)) throw ModelError("tensor dimensions overflow 64 bits");
+  return n;
 }
 
 std::string dims_str(const Dims& d) {
@@ -207,7 +212,10 @@ class Converter {
   // ---- tensors -------------------------------------------------------------------
   Const to_const(const onnx::TensorProto& t, const std::string& where, const ByteRange* stored) {
     Const c;
-    for (int64_t d : t.dims()) c.dims.push_back(d);
+    for (int64_t d : t.dims()) {
+      if (d < 0) fail("tensor '" + t.name() + "'" + where + " has a negative dimension");
+      c.dims.push_back(d);
+    }
     const int64_t n = product(c.dims);
     if (t.data_location() == onnx::TensorProto::EXTERNAL)
       fail("tensor '" + t.name() + "'" + where + " uses external data, which is not supported");
@@ -515,7 +523,11 @@ class Converter {
 
   static Dims to_dims(const Const& c) {
     Dims d;
-    for (float x : c.v) d.push_back(int64_t(x));
+    for (float x : c.v) {
+      // Outside int64's range (or NaN) the conversion is undefined (found by fuzz/fuzz_onnx).
+      if (!(x > -9.2e18f && x < 9.2e18f)) throw ModelError("shape value out of range");
+      d.push_back(int64_t(x));
+    }
     return d;
   }
 

@@ -1,8 +1,20 @@
 #include "nn/param_dict.h"
 
+#include <cstdint>
 #include <cstdio>
 
 namespace rplayer::nn {
+
+namespace {
+// A float parameter read as an int. Converting a float outside int's range is undefined
+// behaviour (found by fuzz/fuzz_ncnn: "0=1e27"), so saturate; NaN reads as 0.
+int to_int(float f) {
+  if (!(f == f)) return 0;
+  if (f >= 2147483648.f) return INT32_MAX;
+  if (f <= -2147483648.f) return INT32_MIN;
+  return int(f);
+}
+}  // namespace
 
 ParamValue ParamValue::of_int(int v) {
   ParamValue p;
@@ -16,7 +28,7 @@ ParamValue ParamValue::of_float(float v) {
   ParamValue p;
   p.kind = Kind::kFloat;
   p.f = v;
-  p.i = int(v);
+  p.i = to_int(v);
   return p;
 }
 
@@ -31,7 +43,7 @@ ParamValue ParamValue::of_ints(std::vector<int> v) {
 ParamValue ParamValue::of_floats(std::vector<float> v) {
   ParamValue p;
   p.kind = Kind::kFloatArray;
-  for (float f : v) p.ints.push_back(int(f));
+  for (float f : v) p.ints.push_back(to_int(f));
   p.floats = std::move(v);
   return p;
 }
@@ -65,7 +77,7 @@ int ParamDict::get_int(int id, int def) const {
   if (it == values_.end()) return def;
   const ParamValue& v = it->second;
   if (v.is_array()) return v.ints.empty() ? def : v.ints[0];
-  return v.kind == ParamValue::Kind::kInt ? v.i : int(v.f);
+  return v.kind == ParamValue::Kind::kInt ? v.i : to_int(v.f);
 }
 
 float ParamDict::get_float(int id, float def) const {
@@ -81,7 +93,7 @@ std::vector<int> ParamDict::get_ints(int id, std::vector<int> def) const {
   if (it == values_.end()) return def;
   const ParamValue& v = it->second;
   if (v.is_array()) return v.ints;
-  return {v.kind == ParamValue::Kind::kInt ? v.i : int(v.f)};
+  return {v.kind == ParamValue::Kind::kInt ? v.i : to_int(v.f)};
 }
 
 std::vector<float> ParamDict::get_floats(int id, std::vector<float> def) const {

@@ -1067,8 +1067,8 @@ Exit QpuContext::Impl::run_batch(Batch& b, uint32_t bi, bool alone, QpuCounters&
       for (int k = 0; k < 4; ++k) w[k] = load_word(a + 4 * k);  // crossing or fault
     }
     uint32_t* d = RD;
-    const V4u s[4] = {__builtin_shuffle(w, V4u{0, 0, 0, 0}), __builtin_shuffle(w, V4u{1, 1, 1, 1}),
-                      __builtin_shuffle(w, V4u{2, 2, 2, 2}), __builtin_shuffle(w, V4u{3, 3, 3, 3})};
+    // Splats by scalar broadcast: GCC and clang both have it (__builtin_shuffle is GCC's).
+    const V4u s[4] = {V4u{} + w[0], V4u{} + w[1], V4u{} + w[2], V4u{} + w[3]};
     for (int k = 0; k < 4; ++k) put(d + kL * k, VU{{s[k], s[k], s[k], s[k]}}, full, mv);
     RP_NEXT;
   }

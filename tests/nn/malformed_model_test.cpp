@@ -4,6 +4,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -12,6 +14,7 @@
 #include "nn/model_error.h"
 #include "nn/ncnn_loader.h"
 #include "nn/onnx_loader.h"
+#include "nn/param_dict.h"
 
 namespace rplayer::nn {
 namespace {
@@ -85,6 +88,32 @@ TEST(MalformedParam, UndefinedOrDuplicateBlobs) {
                {"bad.param:4", "layer r (ReLU)", "reads blob 'z'"});
   expect_error([] { param("7767517\n2 1\nInput in 0 1 x 0=4\nReLU r 1 1 x x\n"); },
                {"layer r (ReLU)", "writes blob 'x' already produced by layer in"});
+}
+
+// Found by fuzz/fuzz_ncnn: a layer listing one output blob twice made the error message
+// read the producing layer past the end of the layer list (the layer is not in it yet).
+TEST(MalformedParam, LayerWritingOneBlobTwice) {
+  expect_error([] { param("7767517\n2 2\nInput in 0 1 x 0=4\nReLU r 1 2 x y y\n"); },
+               {"layer r (ReLU)", "writes blob 'y' already produced by this layer"});
+}
+
+// Found by fuzz/fuzz_ncnn: "0=1e27" converted a float outside int's range to int
+// (undefined behaviour); the int view of a float parameter now saturates.
+TEST(MalformedParam, HugeFloatParamsSaturateAsInts) {
+  EXPECT_EQ(ParamValue::of_float(1e27f).i, INT32_MAX);
+  EXPECT_EQ(ParamValue::of_float(-1e27f).i, INT32_MIN);
+  EXPECT_EQ(ParamValue::of_float(-7.9f).i, -7);
+  EXPECT_EQ(ParamValue::of_floats({1e27f, std::nanf(""), 3.5f}).ints,
+            (std::vector<int>{INT32_MAX, 0, 3}));
+  Graph g = param("7767517\n1 1\nInput in 0 1 x 0=1e27 1=-4e20\n");
+  EXPECT_EQ(g.layer(0).params.get_int(0, 0), INT32_MAX);
+  EXPECT_EQ(g.layer(0).params.get_int(1, 0), INT32_MIN);
+}
+
+// Found by fuzz/fuzz_ncnn: a constant Gemm operand of N x K elements overflowed int.
+TEST(MalformedParam, WeightCountOverflow) {
+  expect_error([] { param("7767517\n2 2\nInput in 0 1 x 0=4\nGemm g 1 1 x y 5=1 8=768160 9=3072\n"); },
+               {"layer g (Gemm)", "B: 768160 x 3072 elements is too many"});
 }
 
 TEST(MalformedParam, MissingFile) {
@@ -193,6 +222,34 @@ TEST(MalformedOnnx, GarbageAndUnsupported) {
   expect_error([] { load_onnx("/nonexistent/model.onnx"); }, {"/nonexistent/model.onnx"});
 }
 
+// Found by fuzz/fuzz_onnx: an initializer's dimensions multiplied past 64 bits (signed
+// overflow); negative dimensions are refused too.
+TEST(MalformedOnnx, InitializerDimensionsOverflowOrNegative) {
+  for (const auto& dims : {std::vector<int64_t>{int64_t(1) << 40, int64_t(1) << 40},
+                           std::vector<int64_t>{-2, -3}}) {
+    onnx::ModelProto m = relu_model("Relu");
+    auto* w = m.mutable_graph()->add_initializer();
+    w->set_name("w");
+    w->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) w->add_dims(d);
+    EXPECT_THROW(parse_onnx(serialize(m), "m.onnx"), ModelError);
+  }
+}
+
+// Found by fuzz/fuzz_onnx: a constant shape value beyond int64 (here INT64_MAX, which is
+// 2^63 once stored as float) was converted to int64 (undefined behaviour).
+TEST(MalformedOnnx, ShapeValueOutOfRange) {
+  onnx::ModelProto m = relu_model("Reshape");
+  m.mutable_graph()->mutable_node(0)->add_input("shape");
+  auto* s = m.mutable_graph()->add_initializer();
+  s->set_name("shape");
+  s->set_data_type(onnx::TensorProto::INT64);
+  s->add_dims(2);
+  s->add_int64_data(1);
+  s->add_int64_data(INT64_MAX);
+  EXPECT_THROW(parse_onnx(serialize(m), "m.onnx"), ModelError);
+}
+
 TEST(MalformedOnnx, BadAttributeIsNamed) {
   onnx::ModelProto m = relu_model("MaxPool");
   auto* a = m.mutable_graph()->mutable_node(0)->add_attribute();
@@ -229,6 +286,19 @@ TEST(MalformedImage, MissingAndUndecodable) {
     FAIL();
   } catch (const ImageError& e) {
     EXPECT_NE(std::string(e.what()).find("junk.png: cannot decode image"), std::string::npos)
+        << e.what();
+  }
+  // Found by fuzz/fuzz_image: a JPEG Huffman table of more than 256 symbols overflows
+  // stb_image 2.27's tables; it is refused before stb parses it.
+  const std::vector<uint8_t> dht = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 0x13, 0x00, 0xFF, 0xFF, 0x00, 0,
+                                    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+                                    0,    0xFF, 0xD9};
+  try {
+    decode_image(dht, "huffman.jpg");
+    FAIL();
+  } catch (const ImageError& e) {
+    EXPECT_NE(std::string(e.what()).find("huffman.jpg: cannot decode image: corrupt JPEG"),
+              std::string::npos)
         << e.what();
   }
   // A PPM cut short.
