@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "bench/bench_util.h"
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
 #include "record/encoder.h"
@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   app.add_option("--iterations", iterations)->capture_default_str();
   app.add_flag("--json", json);
   CLI11_PARSE(app, argc, argv);
-  const keys::KeyPair key = keys::generate_keypair();
+  const keyring::KeyPair key = keyring::generate_keypair();
   const replay::PublicKey trusted[] = {key.public_key};
 
   nlohmann::json results = nlohmann::json::array();

@@ -21,7 +21,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
@@ -94,9 +94,9 @@ int main(int argc, char** argv) {
     const fs::path keys =
         fs::temp_directory_path() / ("rplayer-tee-soak-" + std::to_string(getpid()));
     fs::create_directories(keys / "trusted");
-    const keys::KeyPair kp = keys::generate_keypair(), stranger = keys::generate_keypair();
-    keys::save_secret_key(keys / "signing.key", kp);
-    keys::save_public_key(keys / "trusted" / "soak.pub", kp.public_key);
+    const keyring::KeyPair kp = keyring::generate_keypair(), stranger = keyring::generate_keypair();
+    keyring::save_secret_key(keys / "signing.key", kp);
+    keyring::save_public_key(keys / "trusted" / "soak.pub", kp.public_key);
     tools::RecordRequest req;
     req.keys = keys.string();
     req.model = "mnist";

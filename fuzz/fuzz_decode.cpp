@@ -50,7 +50,7 @@ void check_verifier(const replay::Recording& rec) {
 }
 
 void check_round_trip(const replay::Recording& rec) {
-  static const keys::KeyPair key = keys::keypair_from_seed({7, 7, 7});
+  static const keyring::KeyPair key = keyring::keypair_from_seed({7, 7, 7});
   std::vector<uint8_t> again;
   try {
     again = record::encode_recording(rec, key);

@@ -23,9 +23,9 @@
 #include "hw/isa/assembler.h"
 #include "hw/soc.h"
 #include "hw/soc_wire.h"
+#include "keyring/keys.h"
 #include "nn/image.h"
 #include "record/encoder.h"
-#include "keys/keys.h"
 #include "record/recorder.h"
 #include "replay/decoder.h"
 #include "replay/verifier.h"
@@ -343,7 +343,7 @@ int main(int argc, char** argv) {
   try {
     // Recordings made here: both SKUs, with weights (replayable by the replay fuzzer) and
     // without (weight bindings), signed by any key: payload_of drops the signature.
-    const keys::KeyPair key = keys::keypair_from_seed({1});
+    const keyring::KeyPair key = keyring::keypair_from_seed({1});
     for (const char* sku : {"v3d-7.1", "v3d-4.2"}) {
       for (bool omit : {false, true}) {
         replay::Recording r = record_workload(sku, 1024, omit);

@@ -156,7 +156,7 @@ void canonicalize(replay::Recording& rec) {
   rec.loads = std::move(plan.loads);
 }
 
-std::vector<uint8_t> encode_recording(const replay::Recording& rec, const keys::KeyPair& key) {
+std::vector<uint8_t> encode_recording(const replay::Recording& rec, const keyring::KeyPair& key) {
   using namespace replay;
   if (rec.version_major != kFormatMajor || rec.version_minor != kFormatMinor) {
     throw EncodeError("version: this encoder writes format 2.0 only");

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "replay/recording.h"
 
 namespace rplayer::record {
@@ -32,6 +32,6 @@ void canonicalize(replay::Recording& rec);
 // reference out of range, an ActionOp field set that its op does not encode. The output is
 // decoded again with key.public_key before it is returned, so whatever the trusted decoder
 // would reject is reported here, with the decoder's message.
-std::vector<uint8_t> encode_recording(const replay::Recording& rec, const keys::KeyPair& key);
+std::vector<uint8_t> encode_recording(const replay::Recording& rec, const keyring::KeyPair& key);
 
 }  // namespace rplayer::record

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "hw/remote_port.h"
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "tee/core/sandbox.h"
 #include "tee/core/smc_server.h"
 #include "tee/core/tee_core.h"
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   }
   tee::ReplayTaConfig cfg;
   try {
-    cfg.trusted_keys = keys::TrustStore::load(trust_path).keys();
+    cfg.trusted_keys = keyring::TrustStore::load(trust_path).keys();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rplayer-tee: keys: %s\n", e.what());
     return 1;

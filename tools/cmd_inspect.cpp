@@ -32,7 +32,7 @@ int inspect_main(const InspectArgs& a) {
     std::fprintf(stderr, "rplayer inspect: '%s': %s\n", a.file.c_str(), read_error.c_str());
     return 1;
   }
-  keys::TrustStore store;
+  keyring::TrustStore store;
   std::string err;
   if (!resolve_trust_store(a.keys, a.trust, &store, &err)) {
     std::fprintf(stderr, "rplayer inspect: %s\n", err.c_str());

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hw/soc.h"
-#include "keys/key_paths.h"
+#include "keyring/key_paths.h"
 #include "nn/file_bytes.h"
 #include "nn/model_error.h"
 #include "nn/model_zoo.h"
@@ -36,19 +36,19 @@ double ms_since(Clock::time_point t) {
 }
 
 int keygen(const std::string& dir_arg, bool force) {
-  const fs::path dir = keys::key_dir(dir_arg);
+  const fs::path dir = keyring::key_dir(dir_arg);
   const fs::path secret = dir / "signing.key";
   if (fs::exists(secret) && !force) {
     std::printf("%s exists (use --force to replace it)\n", secret.c_str());
     return 0;
   }
   fs::create_directories(dir / "trusted");
-  const keys::KeyPair kp = keys::generate_keypair();
-  keys::save_secret_key(secret, kp);
-  const fs::path pub = dir / "trusted" / (keys::key_id_hex(kp.public_key) + ".pub");
-  keys::save_public_key(pub, kp.public_key);
+  const keyring::KeyPair kp = keyring::generate_keypair();
+  keyring::save_secret_key(secret, kp);
+  const fs::path pub = dir / "trusted" / (keyring::key_id_hex(kp.public_key) + ".pub");
+  keyring::save_public_key(pub, kp.public_key);
   std::printf("signing key %s\npublic key  %s (key id %s)\n", secret.c_str(), pub.c_str(),
-              keys::key_id_hex(kp.public_key).c_str());
+              keyring::key_id_hex(kp.public_key).c_str());
   return 0;
 }
 

@@ -322,7 +322,7 @@ void analyze(Inspection* ins) {
 }
 
 replay::DecodeError inspect_recording(std::span<const uint8_t> bytes,
-                                      const keys::TrustStore& trusted, Inspection* out) {
+                                      const keyring::TrustStore& trusted, Inspection* out) {
   *out = Inspection{};
   const std::vector<replay::PublicKey> keys = trusted.keys();
   const replay::DecodeError e = replay::decode_recording(bytes, keys, &out->rec);
@@ -331,8 +331,8 @@ replay::DecodeError inspect_recording(std::span<const uint8_t> bytes,
   // format puts them.
   replay::KeyId id{};
   std::memcpy(id.data(), bytes.data() + bytes.size() - replay::kSignatureSectionBytes, id.size());
-  out->key_id = keys::to_hex(id);
-  if (const keys::TrustedKey* k = trusted.find(id)) out->key_source = k->source;
+  out->key_id = keyring::to_hex(id);
+  if (const keyring::TrustedKey* k = trusted.find(id)) out->key_source = k->source;
   const size_t blobs_entry =
       replay::kHeaderBytes + (size_t(replay::SectionType::Blobs) - 1) * replay::kSectionEntryBytes;
   out->stats.blob_section_bytes = le64(bytes.data() + blobs_entry + 16);
@@ -493,11 +493,11 @@ std::string render_text(const Inspection& ins, const InspectOptions& opts) {
   if (!rec.weight_bindings.empty()) {
     appendf(&s, "  file %s, %llu bytes, digest %s\n", rec.weights_file.name.c_str(),
             (unsigned long long)rec.weights_file.size,
-            keys::to_hex(rec.weights_file.digest).c_str());
+            keyring::to_hex(rec.weights_file.digest).c_str());
     appendf(&s, "  %6s  %10s  %10s  %-16s  %s\n", "region", "offset", "length", "digest", "label");
     for (const replay::WeightBinding& w : rec.weight_bindings)
       appendf(&s, "  %6u  %10llu  %10u  %-16s  %s\n", w.region, (unsigned long long)w.offset,
-              w.length, keys::to_hex(std::span(w.digest).first(8)).c_str(),
+              w.length, keyring::to_hex(std::span(w.digest).first(8)).c_str(),
               w.region < rec.regions.size() ? rec.regions[w.region].label.c_str() : "?");
   }
 
@@ -634,13 +634,13 @@ nlohmann::ordered_json render_json(const Inspection& ins, const InspectOptions& 
   j["weights"] = {{"omitted", rec.weights_omitted},
                   {"file", rec.weights_file.name},
                   {"size", rec.weights_file.size},
-                  {"digest", keys::to_hex(rec.weights_file.digest)},
+                  {"digest", keyring::to_hex(rec.weights_file.digest)},
                   {"bindings", json::array()}};
   for (const replay::WeightBinding& w : rec.weight_bindings)
     j["weights"]["bindings"].push_back({{"region", w.region},
                                         {"offset", w.offset},
                                         {"length", w.length},
-                                        {"digest", keys::to_hex(w.digest)}});
+                                        {"digest", keyring::to_hex(w.digest)}});
 
   json by_op = json::object();
   for (uint8_t op = 1; op <= replay::kMaxActionOp; ++op)
@@ -751,7 +751,7 @@ nlohmann::ordered_json render_json(const Inspection& ins, const InspectOptions& 
   return j;
 }
 
-InspectOutput run_inspect(std::span<const uint8_t> bytes, const keys::TrustStore& trusted,
+InspectOutput run_inspect(std::span<const uint8_t> bytes, const keyring::TrustStore& trusted,
                           const InspectOptions& opts, bool want_trace) {
   InspectOutput o;
   Inspection ins;
@@ -768,15 +768,15 @@ InspectOutput run_inspect(std::span<const uint8_t> bytes, const keys::TrustStore
 }
 
 bool resolve_trust_store(const std::vector<std::string>& key_files, const std::string& trust,
-                         keys::TrustStore* out, std::string* error) {
-  *out = keys::TrustStore{};
+                         keyring::TrustStore* out, std::string* error) {
+  *out = keyring::TrustStore{};
   try {
-    for (const std::string& f : key_files) out->add(keys::load_public_key(f), f);
+    for (const std::string& f : key_files) out->add(keyring::load_public_key(f), f);
     if (!trust.empty()) {
       if (!fs::exists(trust))
         return *error = "--trust " + trust + ": no such file or directory", false;
-      const keys::TrustStore loaded = keys::TrustStore::load(trust);
-      for (const keys::TrustedKey& k : loaded.entries()) out->add(k.key, k.source);
+      const keyring::TrustStore loaded = keyring::TrustStore::load(trust);
+      for (const keyring::TrustedKey& k : loaded.entries()) out->add(k.key, k.source);
       if (out->entries().empty())
         return *error = "--trust " + trust + ": no public key in it (*.pub files or key lines)",
                false;
@@ -784,8 +784,8 @@ bool resolve_trust_store(const std::vector<std::string>& key_files, const std::s
     if (!key_files.empty() || !trust.empty()) return true;
 
     // No key given: the default store, as every command finds it (keys/key_paths.h).
-    const fs::path store = keys::trust_store_path();
-    std::string looked = "--key: none given; --trust: none given; " + keys::trust_store_origin();
+    const fs::path store = keyring::trust_store_path();
+    std::string looked = "--key: none given; --trust: none given; " + keyring::trust_store_origin();
     std::error_code ec;
     const fs::path abs = fs::absolute(store, ec);
     if (!ec && abs != store) looked += " (" + abs.string() + ")";
@@ -794,7 +794,7 @@ bool resolve_trust_store(const std::vector<std::string>& key_files, const std::s
                ": does not exist. Pass --key PUB or --trust DIR (rplayer keygen makes keys/).";
       return false;
     }
-    *out = keys::TrustStore::load(store);
+    *out = keyring::TrustStore::load(store);
     if (out->entries().empty()) {
       *error = "no trusted public key to check the signature with. Looked at: " + looked +
                ": no public key in it. Pass --key PUB or --trust DIR.";

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "hw/sku.h"
-#include "keys/key_paths.h"
+#include "keyring/key_paths.h"
 #include "replay/decoder.h"
 #include "replay/recording.h"
 
@@ -90,7 +90,7 @@ struct Inspection {
 // Decodes `bytes`, checking the signature against `trusted`, and analyses the recording.
 // On failure returns the decoder's error; *out is then empty.
 replay::DecodeError inspect_recording(std::span<const uint8_t> bytes,
-                                      const keys::TrustStore& trusted, Inspection* out);
+                                      const keyring::TrustStore& trusted, Inspection* out);
 
 // Fills everything but the file-level fields (key id, file and section sizes) from ins->rec.
 void analyze(Inspection* ins);
@@ -115,7 +115,7 @@ struct InspectOutput {
   std::string error;
   std::optional<nlohmann::json> trace;
 };
-InspectOutput run_inspect(std::span<const uint8_t> bytes, const keys::TrustStore& trusted,
+InspectOutput run_inspect(std::span<const uint8_t> bytes, const keyring::TrustStore& trusted,
                           const InspectOptions& opts, bool want_trace);
 
 // The keys to check the signature with: the `key_files`, plus the store `trust` (a
@@ -123,6 +123,6 @@ InspectOutput run_inspect(std::span<const uint8_t> bytes, const keys::TrustStore
 // $RPLAYER_KEYS/trusted, else ./keys/trusted. false with an error naming every place
 // looked at when that gives no key (or a key file cannot be read).
 bool resolve_trust_store(const std::vector<std::string>& key_files, const std::string& trust,
-                         keys::TrustStore* out, std::string* error);
+                         keyring::TrustStore* out, std::string* error);
 
 }  // namespace rplayer::tools

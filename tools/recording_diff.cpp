@@ -5,7 +5,7 @@
 #include <map>
 #include <tuple>
 
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "replay/verifier.h"
 
 namespace rplayer::tools {
@@ -188,14 +188,14 @@ RecordingDiff diff_recordings(const replay::Recording& a, const replay::Recordin
   if (a.weights_file.name != b.weights_file.name)
     weights.add("file", a.weights_file.name, b.weights_file.name);
   if (a.weights_file.size != b.weights_file.size || a.weights_file.digest != b.weights_file.digest)
-    weights.add("file digest", keys::to_hex(a.weights_file.digest).substr(0, 16),
-                keys::to_hex(b.weights_file.digest).substr(0, 16));
+    weights.add("file digest", keyring::to_hex(a.weights_file.digest).substr(0, 16),
+                keyring::to_hex(b.weights_file.digest).substr(0, 16));
   diff_lists(
       weights, "weight binding", a.weight_bindings, b.weight_bindings,
       [](const auto& x, const auto& y) { return x == y; },
       [](const replay::WeightBinding& w) {
         return "region " + std::to_string(w.region) + " file +" + std::to_string(w.offset) + " " +
-               std::to_string(w.length) + " bytes " + keys::to_hex(w.digest).substr(0, 16);
+               std::to_string(w.length) + " bytes " + keyring::to_hex(w.digest).substr(0, 16);
       });
   d.sections.push_back(weights.take());
 

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "hw/v3d_regs.h"
-#include "keys/key_paths.h"
+#include "keyring/key_paths.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
@@ -45,8 +45,8 @@ bool decode_recording_bytes(const std::vector<uint8_t>& bytes,
                             const std::string& keys_arg) {
   std::vector<replay::PublicKey> trusted;
   try {
-    for (const std::string& k : key_files) trusted.push_back(keys::load_public_key(k));
-    if (trusted.empty()) trusted = keys::load_trust_store(trust, keys_arg).keys();
+    for (const std::string& k : key_files) trusted.push_back(keyring::load_public_key(k));
+    if (trusted.empty()) trusted = keyring::load_trust_store(trust, keys_arg).keys();
   } catch (const std::exception& e) {
     return *error = e.what(), false;
   }
@@ -163,7 +163,7 @@ replay::Recording finish_recording(GpuStack& stack, const nn::Model& model) {
 }
 
 std::vector<uint8_t> record_model(const RecordRequest& o, std::string* summary) {
-  const keys::KeyPair key = keys::load_signing_key(o.keys);
+  const keyring::KeyPair key = keyring::load_signing_key(o.keys);
   nn::Model model = nn::load_model(o.model);
   // The job stream does not depend on the input; a real image keeps the recording honest
   // (and its output checkable). Models without an image input get a fixed pattern.

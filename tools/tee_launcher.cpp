@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "keys/key_paths.h"
+#include "keyring/key_paths.h"
 #include "tools/recording_io.h"
 
 namespace rplayer::tools {
@@ -74,7 +74,7 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
   w->dir_ = o.dir.empty() ? default_worlds_dir() : o.dir;
   if (socket_accepts(w->tee_socket())) return w;  // already running
 
-  const fs::path store = keys::trust_store_path({}, o.keys);
+  const fs::path store = keyring::trust_store_path({}, o.keys);
   if (!fs::exists(store)) {
     *error = "no trusted keys to provision into the TEE: " + store.string() +
              " does not exist (rplayer keygen)";

@@ -19,12 +19,12 @@ namespace rplayer::test {
 
 using namespace replay;
 
-const keys::KeyPair& trusted_key() {
-  static const keys::KeyPair k = keys::keypair_from_seed({1, 2, 3});
+const keyring::KeyPair& trusted_key() {
+  static const keyring::KeyPair k = keyring::keypair_from_seed({1, 2, 3});
   return k;
 }
-const keys::KeyPair& other_key() {
-  static const keys::KeyPair k = keys::keypair_from_seed({9, 9, 9});
+const keyring::KeyPair& other_key() {
+  static const keyring::KeyPair k = keyring::keypair_from_seed({9, 9, 9});
   return k;
 }
 std::vector<PublicKey> trust_store() { return {trusted_key().public_key}; }
@@ -225,7 +225,7 @@ Parts split(const Bytes& file) {
   return p;
 }
 
-Bytes seal(const Parts& parts, const keys::KeyPair& key) {
+Bytes seal(const Parts& parts, const keyring::KeyPair& key) {
   Bytes f = parts.header;
   f.resize(kSectionsStart);
   uint64_t off = kSectionsStart;
@@ -244,7 +244,7 @@ Bytes seal(const Parts& parts, const keys::KeyPair& key) {
   return f;
 }
 
-void resign(Bytes& file, const keys::KeyPair& key) {
+void resign(Bytes& file, const keyring::KeyPair& key) {
   size_t at = file.size() - kSignatureSectionBytes;
   KeyId id = key_id(key.public_key);
   std::copy(id.begin(), id.end(), file.begin() + at);

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "record/encoder.h"
 #include "replay/decoder.h"
 
@@ -23,8 +23,8 @@ namespace rplayer::test {
 using Bytes = std::vector<uint8_t>;
 
 // Deterministic keys: `trusted_key()` is in the test trust store, `other_key()` is not.
-const keys::KeyPair& trusted_key();
-const keys::KeyPair& other_key();
+const keyring::KeyPair& trusted_key();
+const keyring::KeyPair& other_key();
 std::vector<replay::PublicKey> trust_store();
 
 // A small recording using every section, op and enum kind once.
@@ -54,9 +54,9 @@ struct Parts {
 };
 Parts split(const Bytes& file);
 // Rebuilds a consistent table (checksums) and signs with `key`.
-Bytes seal(const Parts& parts, const keys::KeyPair& key = trusted_key());
+Bytes seal(const Parts& parts, const keyring::KeyPair& key = trusted_key());
 // Re-signs in place: the last 72 bytes are the signature section, over everything before.
-void resign(Bytes& file, const keys::KeyPair& key = trusted_key());
+void resign(Bytes& file, const keyring::KeyPair& key = trusted_key());
 // Byte offset of field `field_offset` of table entry `entry`.
 size_t table_field(uint32_t entry, size_t field_offset);
 void put_u64(Bytes& file, size_t at, uint64_t v);

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "keys/key_paths.h"
+#include "keyring/key_paths.h"
 #include "tests/record_format/format_util.h"
 
 namespace rplayer::test {
@@ -13,7 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace record;
-using namespace keys;
+using namespace keyring;
 using replay::DecodeCode;
 
 class KeysTest : public ::testing::Test {
@@ -132,8 +132,8 @@ TEST(KeyPaths, OneResolutionRule) {
   unsetenv("RPLAYER_KEYS");
   unsetenv("RPLAYER_TRUST");
   EXPECT_EQ(key_dir(), fs::path("keys"));
-  EXPECT_EQ(signing_key_path(), fs::path("keys/signing.key"));
-  EXPECT_EQ(trust_store_path(), fs::path("keys/trusted"));
+  EXPECT_EQ(signing_key_path(), fs::path("keyring/signing.key"));
+  EXPECT_EQ(trust_store_path(), fs::path("keyring/trusted"));
   EXPECT_EQ(key_dir("/k"), fs::path("/k"));
   EXPECT_EQ(trust_store_path({}, "/k"), fs::path("/k/trusted"));
   setenv("RPLAYER_KEYS", "/env-keys", 1);

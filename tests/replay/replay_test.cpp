@@ -6,7 +6,7 @@
 #include "driver/v3d_driver.h"
 #include "hw/isa/assembler.h"
 #include "hw/v3d_regs.h"
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "record/encoder.h"
 #include "record/recorder.h"
 #include "replay/decoder.h"
@@ -43,7 +43,7 @@ TEST_P(ReplayTest, NewInputsGiveTheNativeResult) {
 
 TEST_P(ReplayTest, SignedFileRoundTripReplays) {
   const Recording r = record_workload(GetParam(), ramp(1.f));
-  const keys::KeyPair key = keys::generate_keypair();
+  const keyring::KeyPair key = keyring::generate_keypair();
   const std::vector<uint8_t> bytes = record::encode_recording(r, key);
   Recording decoded;
   const PublicKey trusted[] = {key.public_key};

@@ -19,7 +19,7 @@
 
 #include "hw/soc.h"
 #include "hw/v3d_regs.h"
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "nn/file_bytes.h"
 #include "nn/model_zoo.h"
 #include "nn/preprocess.h"
@@ -64,9 +64,9 @@ Shared* shared() {
     s->keys = fs::temp_directory_path() / ("rplayer-ta-test-" + std::to_string(getpid()));
     keys_dir_cleanup.dir = s->keys;
     fs::create_directories(s->keys / "trusted");
-    const keys::KeyPair kp = keys::generate_keypair();
-    keys::save_secret_key(s->keys / "signing.key", kp);
-    keys::save_public_key(s->keys / "trusted" / "k.pub", kp.public_key);
+    const keyring::KeyPair kp = keyring::generate_keypair();
+    keyring::save_secret_key(s->keys / "signing.key", kp);
+    keyring::save_public_key(s->keys / "trusted" / "k.pub", kp.public_key);
     s->pub = kp.public_key;
     tools::RecordRequest req;
     req.keys = s->keys.string();
@@ -263,7 +263,7 @@ TEST_F(ReplayTaTest, TamperedRecordingFailsTheSignature) {
   EXPECT_NE(load(shared()->squeezenet), 0u) << "the TA keeps serving";
   // A TEE provisioned with another key refuses the (intact) recording.
   ReplayTaConfig cfg;
-  cfg.trusted_keys = {keys::generate_keypair().public_key};
+  cfg.trusted_keys = {keyring::generate_keypair().public_key};
   start(cfg);
   st = client.load(shared()->squeezenet, &h, nullptr);
   EXPECT_EQ(st.result, TEE_ERROR_SIGNATURE_INVALID) << st.message();

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "record/encoder.h"
 #include "tests/replay/workload.h"
 
@@ -39,7 +39,7 @@ class HostileCli : public ::testing::Test {
     int st = -1;
     run("RPLAYER_KEYS=" + (dir_ / "keys").string() + " " RPLAYER_BIN " keygen", &st);
     ASSERT_EQ(st, 0);
-    key_ = keys::load_secret_key(dir_ / "keys" / "signing.key");
+    key_ = keyring::load_secret_key(dir_ / "keys" / "signing.key");
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string write(const replay::Recording& r, const std::string& name) {
@@ -53,7 +53,7 @@ class HostileCli : public ::testing::Test {
     return run("RPLAYER_KEYS=" + (dir_ / "keys").string() + " " RPLAYER_BIN " " + args, status);
   }
   fs::path dir_;
-  keys::KeyPair key_;
+  keyring::KeyPair key_;
 };
 
 // A region of 200 MiB: within the old verify's 256 MiB default, beyond what the replayer

@@ -14,7 +14,7 @@
 #include "driver/v3d_driver.h"
 #include "hw/isa/assembler.h"
 #include "hw/isa/isa.h"
-#include "keys/keys.h"
+#include "keyring/keys.h"
 #include "record/encoder.h"
 #include "record/recorder.h"
 #include "replay/decoder.h"
@@ -134,7 +134,7 @@ size_t count(const std::string& hay, const std::string& needle) {
 struct Signed {
   replay::Recording rec;
   std::vector<uint8_t> bytes;
-  keys::TrustStore store;
+  keyring::TrustStore store;
 };
 
 // One recording per SKU for the whole binary: recording runs the modeled GPU.
@@ -144,7 +144,7 @@ const Signed& signed_recording(const std::string& sku) {
   if (it != cache.end()) return it->second;
   Signed s;
   s.rec = record_workload(sku);
-  const keys::KeyPair key = keys::generate_keypair();
+  const keyring::KeyPair key = keyring::generate_keypair();
   s.bytes = record::encode_recording(s.rec, key);
   s.store.add(key.public_key, "test.pub");
   return cache.emplace(sku, std::move(s)).first->second;
@@ -164,9 +164,9 @@ TEST_P(InspectTest, TextNamesRegistersAndListsTheConversation) {
   ASSERT_EQ(o.exit_code, 0) << o.error;
   const std::string& t = o.out;
   EXPECT_NE(t.find("sku        " + GetParam()), std::string::npos) << t;
-  EXPECT_NE(
-      t.find("signed by  key " + keys::key_id_hex(sig().store.entries()[0].key) + " from test.pub"),
-      std::string::npos);
+  EXPECT_NE(t.find("signed by  key " + keyring::key_id_hex(sig().store.entries()[0].key) +
+                   " from test.pub"),
+            std::string::npos);
   EXPECT_NE(t.find("workload  inspect-test"), std::string::npos);
   EXPECT_NE(t.find("W core0 CSD_QUEUED_CFG0 = 0x00040000"), std::string::npos) << t;
   EXPECT_NE(t.find("W core0 CSD_QUEUED_CFG5 = "), std::string::npos);
@@ -338,8 +338,8 @@ TEST_P(InspectTest, TamperedFileGivesTheDecodersError) {
 }
 
 TEST_P(InspectTest, ForeignKeyIsRejected) {
-  keys::TrustStore other;
-  other.add(keys::generate_keypair().public_key);
+  keyring::TrustStore other;
+  other.add(keyring::generate_keypair().public_key);
   const InspectOutput o = run_inspect(sig().bytes, other, {}, false);
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_NE(o.error.find("SIGNATURE"), std::string::npos) << o.error;
@@ -478,8 +478,8 @@ class TrustTest : public ::testing::Test {
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() / ("inspect_trust_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_ / "trusted");
-    key_ = keys::generate_keypair().public_key;
-    keys::save_public_key(dir_ / "trusted" / "a.pub", key_);
+    key_ = keyring::generate_keypair().public_key;
+    keyring::save_public_key(dir_ / "trusted" / "a.pub", key_);
     saved_cwd_ = std::filesystem::current_path();
     std::filesystem::current_path(dir_);
     ::unsetenv("RPLAYER_TRUST");
@@ -495,7 +495,7 @@ class TrustTest : public ::testing::Test {
 };
 
 TEST_F(TrustTest, ExplicitKeysAndStores) {
-  keys::TrustStore s;
+  keyring::TrustStore s;
   std::string err;
   ASSERT_TRUE(resolve_trust_store({(dir_ / "trusted" / "a.pub").string()}, "", &s, &err)) << err;
   ASSERT_EQ(s.entries().size(), 1u);
@@ -508,11 +508,11 @@ TEST_F(TrustTest, ExplicitKeysAndStores) {
 }
 
 TEST_F(TrustTest, DefaultStoreIsKeysTrustedOrTheEnvironment) {
-  keys::TrustStore s;
+  keyring::TrustStore s;
   std::string err;
   // The cwd has trusted/ but no keys/trusted.
   EXPECT_FALSE(resolve_trust_store({}, "", &s, &err));
-  EXPECT_NE(err.find("keys/trusted"), std::string::npos) << err;
+  EXPECT_NE(err.find("keyring/trusted"), std::string::npos) << err;
   EXPECT_NE(err.find("--key"), std::string::npos) << err;
   EXPECT_NE(err.find("$RPLAYER_TRUST"), std::string::npos) << err;
   ::setenv("RPLAYER_TRUST", (dir_ / "trusted").c_str(), 1);
@@ -520,7 +520,7 @@ TEST_F(TrustTest, DefaultStoreIsKeysTrustedOrTheEnvironment) {
   EXPECT_EQ(s.entries().size(), 1u);
   ::unsetenv("RPLAYER_TRUST");
   std::filesystem::create_directories("keys");
-  std::filesystem::rename("trusted", "keys/trusted");
+  std::filesystem::rename("trusted", "keyring/trusted");
   ASSERT_TRUE(resolve_trust_store({}, "", &s, &err)) << err;
   EXPECT_EQ(s.entries()[0].key, key_);
 }

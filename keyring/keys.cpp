@@ -1,4 +1,4 @@
-#include "keys/keys.h"
+#include "keyring/keys.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace rplayer::keys {
+namespace rplayer::keyring {
 namespace {
 
 void require_sodium() {
@@ -190,4 +190,4 @@ const TrustedKey* TrustStore::find(const replay::KeyId& id) const {
   return nullptr;
 }
 
-}  // namespace rplayer::keys
+}  // namespace rplayer::keyring

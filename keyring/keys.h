@@ -15,7 +15,7 @@
 
 #include "replay/signature.h"
 
-namespace rplayer::keys {
+namespace rplayer::keyring {
 
 class KeyError : public std::runtime_error {
  public:
@@ -71,4 +71,4 @@ class TrustStore {
   std::vector<TrustedKey> entries_;
 };
 
-}  // namespace rplayer::keys
+}  // namespace rplayer::keyring
