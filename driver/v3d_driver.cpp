@@ -14,7 +14,7 @@ using namespace rplayer::v3d;
 
 namespace {
 constexpr uint64_t kPageTableBytes = 4u << 20;  // 1M PTEs: the whole 4 GiB VA space
-constexpr uint64_t kPageTablePa = 1u << 20;     // the first MiB stays with firmware
+constexpr uint64_t kPageTableOffset = 1u << 20;  // the window's first MiB stays with firmware
 constexpr uint32_t kVaStart = 0x10000;          // GPU page 0 is never used
 constexpr uint64_t kVaEnd = 1ull << 32;
 }  // namespace
@@ -78,15 +78,16 @@ bool V3dDriver::init(std::string* error) {
     return false;
   }
 
-  // Physical memory: page table and scratch page at fixed low addresses, the rest to
-  // the page allocator.
-  const uint64_t reserved = kPageTablePa + kPageTableBytes + PAGE_SIZE;
-  if (mem_.size < reserved + (16u << 20) || !mem_.contains(kPageTablePa, reserved)) {
+  // Physical memory: page table and scratch page at fixed offsets into the window (which
+  // need not start at PA 0: a cloud driver's window is the device's pool), the rest to the
+  // page allocator.
+  const uint64_t reserved = kPageTableOffset + kPageTableBytes + PAGE_SIZE;
+  if (mem_.size < reserved + (16u << 20)) {
     *error = "not enough physical memory for the GPU";
     return false;
   }
-  pt_pa_ = kPageTablePa;
-  scratch_pa_ = kPageTablePa + kPageTableBytes;
+  pt_pa_ = mem_.pa_base + kPageTableOffset;
+  scratch_pa_ = pt_pa_ + kPageTableBytes;
   pt_ = reinterpret_cast<uint32_t*>(mem_.at(pt_pa_));
   std::memset(pt_, 0, kPageTableBytes);
   std::memset(mem_.at(scratch_pa_), 0, PAGE_SIZE);
