@@ -132,8 +132,8 @@ TEST(KeyPaths, OneResolutionRule) {
   unsetenv("RPLAYER_KEYS");
   unsetenv("RPLAYER_TRUST");
   EXPECT_EQ(key_dir(), fs::path("keys"));
-  EXPECT_EQ(signing_key_path(), fs::path("keyring/signing.key"));
-  EXPECT_EQ(trust_store_path(), fs::path("keyring/trusted"));
+  EXPECT_EQ(signing_key_path(), fs::path("keys/signing.key"));
+  EXPECT_EQ(trust_store_path(), fs::path("keys/trusted"));
   EXPECT_EQ(key_dir("/k"), fs::path("/k"));
   EXPECT_EQ(trust_store_path({}, "/k"), fs::path("/k/trusted"));
   setenv("RPLAYER_KEYS", "/env-keys", 1);

@@ -512,7 +512,7 @@ TEST_F(TrustTest, DefaultStoreIsKeysTrustedOrTheEnvironment) {
   std::string err;
   // The cwd has trusted/ but no keys/trusted.
   EXPECT_FALSE(resolve_trust_store({}, "", &s, &err));
-  EXPECT_NE(err.find("keyring/trusted"), std::string::npos) << err;
+  EXPECT_NE(err.find("keys/trusted"), std::string::npos) << err;
   EXPECT_NE(err.find("--key"), std::string::npos) << err;
   EXPECT_NE(err.find("$RPLAYER_TRUST"), std::string::npos) << err;
   ::setenv("RPLAYER_TRUST", (dir_ / "trusted").c_str(), 1);
@@ -520,7 +520,7 @@ TEST_F(TrustTest, DefaultStoreIsKeysTrustedOrTheEnvironment) {
   EXPECT_EQ(s.entries().size(), 1u);
   ::unsetenv("RPLAYER_TRUST");
   std::filesystem::create_directories("keys");
-  std::filesystem::rename("trusted", "keyring/trusted");
+  std::filesystem::rename("trusted", "keys/trusted");
   ASSERT_TRUE(resolve_trust_store({}, "", &s, &err)) << err;
   EXPECT_EQ(s.entries()[0].key, key_);
 }
