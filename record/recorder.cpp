@@ -288,20 +288,7 @@ void Recorder::on_bo_unmapped(const driver::BoInfo& info) {
   inner_.on_bo_unmapped(info);
 }
 
-// Every recorded Weights buffer that holds a model-file range becomes a weight binding:
-// the file identified by size and digest, each range by its digest. The device's own copy
-// of the model then supplies (weight-less recordings) or can be checked against them.
-bool Recorder::bind_weights(std::string* error) {
-  std::string file;
-  for (const auto& [handle, bo] : bos_) {
-    if (!bo.has_source || bo.region < 0) continue;
-    if (!file.empty() && file != bo.source_file) {
-      *error = "weights from two model files (" + file + ", " + bo.source_file + ")";
-      return false;
-    }
-    file = bo.source_file;
-  }
-  if (file.empty()) return true;
+bool Recorder::bind_weights_from_file(const std::string& file, std::string* error) {
   std::ifstream in(file, std::ios::binary);
   const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                    std::istreambuf_iterator<char>());
@@ -326,6 +313,38 @@ bool Recorder::bind_weights(std::string* error) {
     w.digest = replay::content_digest(
         std::span<const uint8_t>(bytes).subspan(bo.source_offset, bo.source_length));
     rec_.weight_bindings.push_back(w);
+  }
+  return true;
+}
+
+// Every recorded Weights buffer that holds a model-file range becomes a weight binding:
+// the file identified by size and digest, each range by its digest. The device's own copy
+// of the model then supplies (weight-less recordings) or can be checked against them.
+bool Recorder::bind_weights(std::string* error) {
+  std::string file;
+  for (const auto& [handle, bo] : bos_) {
+    if (!bo.has_source || bo.region < 0) continue;
+    if (!file.empty() && file != bo.source_file) {
+      *error = "weights from two model files (" + file + ", " + bo.source_file + ")";
+      return false;
+    }
+    file = bo.source_file;
+  }
+  if (file.empty()) return true;
+  if (const WeightsManifest* m = opts_.weights_manifest.get()) {
+    rec_.weights_file = m->file;
+    for (const auto& [handle, bo] : bos_) {
+      if (!bo.has_source || bo.region < 0) continue;
+      const auto it = m->ranges.find({bo.source_offset, bo.source_length});
+      if (it == m->ranges.end() || bo.source_length > bo.info.size) {
+        *error = "buffer '" + bo.label + "': its weight range is not in the device's manifest";
+        return false;
+      }
+      rec_.weight_bindings.push_back(
+          {uint32_t(bo.region), bo.source_offset, uint32_t(bo.source_length), it->second});
+    }
+  } else if (!bind_weights_from_file(file, error)) {
+    return false;
   }
   std::sort(rec_.weight_bindings.begin(), rec_.weight_bindings.end(),
             [](const auto& a, const auto& b) { return a.region < b.region; });

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -23,7 +24,17 @@
 
 namespace rplayer::record {
 
+// The device's account of its model file, for a recorder that holds only a skeleton of
+// it (cloud recording: the weights zeroed): the file's identity and the digest of every
+// weight range, by (offset, length).
+struct WeightsManifest {
+  replay::WeightsFile file;
+  std::map<std::pair<uint64_t, uint64_t>, replay::Digest> ranges;
+};
+
 struct RecorderOptions {
+  // Weight digests from the device instead of from the model file the stack loaded.
+  std::shared_ptr<const WeightsManifest> weights_manifest;
   uint32_t irq_timeout_us = 2'000'000;  // bound the replayer gets for each interrupt wait
   bool omit_weights = false;  // leave Weights regions that hold a model-file range out of the
                               // memory images: the replayer takes them from the model file
@@ -83,6 +94,7 @@ class Recorder final : public driver::HwIo {
     uint64_t source_offset = 0, source_length = 0;
   };
   bool bind_weights(std::string* error);  // mu_ held: weight bindings from the sources
+  bool bind_weights_from_file(const std::string& file, std::string* error);
   void append(const replay::Action& a);  // mu_ held
   void capture_memory();                 // mu_ held: CPU changes since the last sync
   void remember_memory();                // mu_ held: what the GPU left behind
