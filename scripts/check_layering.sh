@@ -14,12 +14,13 @@ declare -A allowed=(
   [nn]="runtime/ driver/ hw/sku.h"
   # The trusted core: the platform interface is its own; only the constant headers besides.
   [replay]="hw/v3d_regs.h hw/sku.h"
+  [link]=""
   [keyring]="replay/signature.h replay/recording.h"
   [record]="replay/ keyring/ driver/hw_io.h hw/v3d_regs.h hw/sku.h"
   # The secure world: the replayer, the keys it is provisioned with, the SoC port (not the
   # model), and the TA's image decoding.
-  [tee]="replay/ keyring/ hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
-  [cloud]="record/ keyring/ replay/ driver/ runtime/ nn/ hw/soc_port.h hw/v3d_regs.h hw/sku.h"
+  [tee]="replay/ keyring/ link/ hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
+  [cloud]="record/ keyring/ link/ replay/ driver/ runtime/ nn/ hw/soc_port.h hw/v3d_regs.h hw/sku.h"
 )
 # Inside tee/: the client library must not reach into the secure side.
 declare -A forbidden=(
