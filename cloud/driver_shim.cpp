@@ -91,11 +91,27 @@ void DriverShim::fail_locked(std::string why) {
   job_cv_.notify_all();
 }
 
-bool DriverShim::flush_locked(link::ShimResult* result) {
+bool DriverShim::flush_locked(link::ShimResult* result, link::ShimResult* prefetched) {
   if (failed_) return false;
   if (queue_.empty()) return true;
-  const size_t wanted = result ? 1 : 0;
+  status_valid_ = false;  // anything on the link may change what a prefetch saw
+  const size_t wanted = (result ? 1 : 0) + (prefetched ? 1 : 0);
   link::encode_request(seq_, queue_, &frame_);
+  const size_t blocking = queue_.size() - (prefetched ? 2 : 1);
+  switch (result ? queue_[blocking].kind : ShimOpKind::Write) {
+    case ShimOpKind::Read:
+      ++counts_.rt_reads;
+      break;
+    case ShimOpKind::Poll:
+      ++counts_.rt_polls;
+      break;
+    case ShimOpKind::Wait:
+      ++counts_.rt_waits;
+      break;
+    default:
+      ++counts_.rt_posts;
+      break;
+  }
   counts_.ops += queue_.size();
   queue_.clear();
   counts_.bytes_up += frame_.size();
@@ -123,6 +139,7 @@ bool DriverShim::flush_locked(link::ShimResult* result) {
   }
   ++seq_;
   if (result) *result = rep.results[0];
+  if (prefetched) *prefetched = rep.results[1];
   return true;
 }
 
@@ -138,8 +155,9 @@ void DriverShim::queue_page_if_changed(uint64_t pa) {
   const uint8_t* bytes = mem_.at(pa);
   const uint64_t h = XXH3_64bits(bytes, kPage);
   auto it = sent_hash_.find(pa);
-  const uint64_t device = it == sent_hash_.end() ? zero_page_hash() : it->second;
-  if (h == device) return;
+  const bool never_sent = it == sent_hash_.end();
+  const uint64_t device = never_sent ? zero_page_hash() : it->second;
+  if (h == device && (opts_.skip_known_pages || !never_sent)) return;
   sent_hash_[pa] = h;
   ShimOp op = link::page_op(pa, bytes, opts_.compress_pages);
   ++counts_.pages;
@@ -177,6 +195,12 @@ uint32_t DriverShim::read(RegBlock b, uint32_t off, driver::ReadUse) {
   if (b == RegBlock::Core0 && off <= CTL_IDENT2 && off % 4 == 0)
     return hello_.core_ident[(off - CTL_IDENT0) / 4];
   std::lock_guard lk(link_mu_);
+  // The status read right behind the interrupt (see wait_irq), if nothing came between.
+  if (b == status_block_ && off == INT_STS && status_valid_ && queue_.empty()) {
+    status_valid_ = false;
+    ++counts_.prefetch_hits;
+    return status_;
+  }
   link::ShimResult res;
   if (!submit(reg_op(ShimOpKind::Read, b, off), &res)) return 0;
   return res.value;
@@ -262,8 +286,15 @@ bool DriverShim::wait_irq(int line, driver::Micros timeout) {
   op.kind = ShimOpKind::Wait;
   op.block = uint8_t(line);
   op.timeout_us = opts_.job_wait_us;
-  link::ShimResult res;
-  if (!submit(std::move(op), &res)) return false;
+  queue_.push_back(std::move(op));
+  // Deferral: the interrupt comes with the core's status, which the driver's handler reads
+  // next; the device reads it right behind the wait, as a CPU next to the GPU would.
+  // (A shared line's handler reads the hub's status first.)
+  status_block_ = sku_->num_irq_lines > 1 ? RegBlock::Core0 : RegBlock::Hub;
+  if (opts_.defer) queue_.push_back(reg_op(ShimOpKind::Read, status_block_, INT_STS));
+  link::ShimResult res, sts;
+  if (!flush_locked(&res, opts_.defer ? &sts : nullptr)) return false;
+  if (res.ok && opts_.defer) status_valid_ = true, status_ = sts.value;
   counts_.device_wait_us += res.count;
   if (res.ok) {
     std::lock_guard jl(job_mu_);

@@ -58,22 +58,30 @@ struct DriverShimOptions {
   bool poll_offload = true;
   SyncMode sync = SyncMode::MetaOnly;
   bool compress_pages = true;
+  // Skip pages the device already has: never sent and all zero (its pool starts scrubbed).
+  // Naive forwarding sends every page of a buffer once, whatever it holds.
+  bool skip_known_pages = true;
   uint32_t job_wait_us = 4'000'000;  // the device-side bound of a wait while a job runs
   uint32_t max_poll_us = 500'000;    // what the device accepts (GpuShimConfig)
 
-  static DriverShimOptions naive() { return {false, false, SyncMode::AllPages, false}; }
+  static DriverShimOptions naive() { return {false, false, SyncMode::AllPages, false, false}; }
   static DriverShimOptions deferral() { return {true, false, SyncMode::AllPages, true}; }
   static DriverShimOptions full() { return {}; }
 };
 
 struct LinkCounts {
   uint64_t round_trips = 0;  // blocking exchanges
+  // What each round trip waited for (the critical path): a register read the driver
+  // branches on, a poll's outcome, an interrupt (or the level check after a job), or
+  // nothing but posting (naive mode: writes and page syncs).
+  uint64_t rt_reads = 0, rt_polls = 0, rt_waits = 0, rt_posts = 0;
   uint64_t ops = 0;
   uint64_t bytes_up = 0, bytes_down = 0;  // frame bytes (before the channel's overhead)
   uint64_t pages = 0;                     // pages sent
   uint64_t page_bytes = 0;                // their bytes on the wire
   uint64_t device_wait_us = 0;            // interrupt waits, as the device measured them
   uint64_t local_waits = 0;               // idle interrupt waits answered without the device
+  uint64_t prefetch_hits = 0;             // status reads answered from the interrupt's reply
 };
 
 class DriverShim final : public driver::HwIo {
@@ -109,7 +117,7 @@ class DriverShim final : public driver::HwIo {
   // Appends to the queue; with a result wanted (or without deferral) sends the queue and
   // waits. Returns false if the link failed. Caller holds link_mu_.
   bool submit(link::ShimOp op, link::ShimResult* result);
-  bool flush_locked(link::ShimResult* result);
+  bool flush_locked(link::ShimResult* result, link::ShimResult* prefetched = nullptr);
   void queue_page_if_changed(uint64_t pa);
   void sync_table_locked();
   bool synced_usage(const Bo& bo) const;
@@ -130,6 +138,9 @@ class DriverShim final : public driver::HwIo {
   LinkCounts counts_;
   bool failed_ = false;
   std::string error_;
+  bool status_valid_ = false;  // status_: INT_STS read right behind an interrupt
+  uint32_t status_ = 0;
+  hw::RegBlock status_block_ = hw::RegBlock::Core0;
   std::vector<uint8_t> frame_, reply_frame_;
 
   std::mutex job_mu_;  // interrupt expectations

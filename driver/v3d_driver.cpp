@@ -599,8 +599,11 @@ void V3dDriver::irq_loop(int line) {
       std::this_thread::sleep_for(opts_.irq_poll);
       continue;
     }
-    if (shared || line == core_line()) handle_core_irq();
+    // Hub first: the core's CSDDONE wakes the submission thread, which then talks to the
+    // GPU; acting on it last keeps a shared line's accesses in one order (a recording made
+    // over a network must equal one made locally).
     if (shared || line == 0) handle_hub_irq();
+    if (shared || line == core_line()) handle_core_irq();
   }
 }
 

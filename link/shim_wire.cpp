@@ -200,7 +200,7 @@ ShimOp page_op(uint64_t pa, const uint8_t* bytes, bool compress) {
   ShimOp op;
   op.kind = ShimOpKind::Page;
   op.pa = pa;
-  if (std::all_of(bytes, bytes + kShimPage, [](uint8_t b) { return b == 0; })) {
+  if (compress && std::all_of(bytes, bytes + kShimPage, [](uint8_t b) { return b == 0; })) {
     op.encoding = PageEncoding::Zero;
     return op;
   }

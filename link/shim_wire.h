@@ -100,7 +100,8 @@ const char* wire_code_name(WireCode c);
 void encode_request(uint32_t seq, std::span<const ShimOp> ops, std::vector<uint8_t>* out);
 WireCode decode_request(std::span<const uint8_t> frame, const ShimLimits& lim, uint32_t* seq,
                         std::vector<ShimOp>* ops);
-// A page op for `bytes` (4096): Zero if all zero, else zstd if that is smaller, else raw.
+// A page op for `bytes` (4096). compress: Zero if all zero, else zstd if that is smaller,
+// else raw; otherwise raw.
 ShimOp page_op(uint64_t pa, const uint8_t* bytes, bool compress);
 
 // Reply frames.
