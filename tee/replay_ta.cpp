@@ -14,6 +14,7 @@
 #include "nn/scores.h"
 #include "replay/decoder.h"
 #include "tee/replay_ta_protocol.h"
+#include "tee/ta_text.h"
 
 namespace rplayer::tee {
 
@@ -42,20 +43,6 @@ uint64_t now_us() {
 }
 
 uint32_t since(uint64_t t0) { return uint32_t(now_us() - t0); }
-
-// The optional text memref: the reason a load was refused.
-void say(uint32_t types, TEE_Param* p, int i, const char* text) {
-  if (TEE_PARAM_TYPE_GET(types, i) != TEE_PARAM_TYPE_MEMREF_OUTPUT) return;
-  const size_t n = std::strlen(text);
-  if (p[i].memref.size == 0 || !p[i].memref.buffer) {
-    p[i].memref.size = 0;
-    return;
-  }
-  const size_t m = n < p[i].memref.size - 1 ? n : p[i].memref.size - 1;
-  std::memcpy(p[i].memref.buffer, text, m);
-  static_cast<char*>(p[i].memref.buffer)[m] = 0;
-  p[i].memref.size = m + 1;
-}
 
 std::string meta(const replay::Recording& rec, const char* key) {
   for (const auto& [k, v] : rec.metadata)
@@ -97,11 +84,13 @@ TEE_Result replay_result(const replay::ReplayError& e) {
 ReplayTa::ReplayTa(ReplayTaConfig cfg)
     : cfg_(std::move(cfg)),
       platform_(std::make_unique<SocPlatform>(*cfg_.port, cfg_.pool_pa, cfg_.pool_bytes)),
-      switch_(*cfg_.port, 200000, cfg_.share) {}
+      own_switch_(cfg_.gpu_switch ? nullptr
+                                  : std::make_unique<GpuWorldSwitch>(*cfg_.port, 200000, cfg_.share)),
+      switch_(cfg_.gpu_switch ? cfg_.gpu_switch : own_switch_.get()) {}
 
 ReplayTa::~ReplayTa() {
   loaded_.clear();  // each Replayer scrubs and frees its pages
-  if (switch_.claimed()) switch_.release(0);
+  if (switch_->claimed()) switch_->release(0);
 }
 
 TEE_UUID ReplayTa::uuid() const {
@@ -289,12 +278,16 @@ TEE_Result ReplayTa::run(Session* s, uint32_t types, TEE_Param* p) {
   st.preprocess_us = since(t0);
 
   std::vector<float> scores(classes);
+  if (switch_->claimed()) {  // held for a whole cloud recording session (GpuShimTa)
+    explicit_bzero(input.data(), input.size() * 4);
+    return refuse(TEE_ERROR_BUSY, "the GPU is lent to a cloud recording session");
+  }
   if (cfg_.switch_worlds) {
-    const ClaimResult c = switch_.claim(cfg_.claim_timeout_us);
+    const ClaimResult c = switch_->claim(cfg_.claim_timeout_us);
     st.quiesce_us = c.quiesce_us, st.switch_in_us = c.switch_us, st.forced = c.forced;
     st.deferred_us = c.deferred_us;
     if (!c.ok()) {
-      switch_.release(0);
+      switch_->release(0);
       explicit_bzero(input.data(), input.size() * 4);
       return refuse(TEE_ERROR_BUSY, "the GPU could not be claimed from the normal world");
     }
@@ -306,7 +299,7 @@ TEE_Result ReplayTa::run(Session* s, uint32_t types, TEE_Param* p) {
   const replay::ReplayError e = l.replayer->run({&ti, 1}, {&to, 1}, &rs);
   st.replay_us = since(t1);
   if (cfg_.switch_worlds) {
-    const ReleaseResult r = switch_.release(cfg_.resume_wait_us);
+    const ReleaseResult r = switch_->release(cfg_.resume_wait_us);
     st.switch_out_us = r.switch_us, st.resume_us = r.resume_us;
   }
   explicit_bzero(input.data(), input.size() * 4);

@@ -29,6 +29,7 @@ struct ReplayTaConfig {
   uint32_t claim_timeout_us = 2000000;  // the normal world's quiesce, then forced
   uint32_t resume_wait_us = 0;          // >0: wait for the normal driver to resume (measure it)
   FairShare share;                      // the normal world's share when both want the GPU
+  GpuWorldSwitch* gpu_switch = nullptr;  // shared with other TAs (the GPU shim); none: own
   uint32_t max_top_k = 0;               // >0: RUN returns at most this many classes, never all scores
   uint32_t max_loaded = 4;              // recordings loaded at once, all sessions together
   uint64_t max_recording_bytes = 256ull << 20;
@@ -66,7 +67,8 @@ class ReplayTa final : public TrustedApp {
 
   ReplayTaConfig cfg_;
   std::unique_ptr<SocPlatform> platform_;
-  GpuWorldSwitch switch_;
+  std::unique_ptr<GpuWorldSwitch> own_switch_;
+  GpuWorldSwitch* switch_;
   replay::SkuIdentity gpu_;
   std::map<uint32_t, std::unique_ptr<Loaded>> loaded_;
   uint32_t next_handle_ = 1;

@@ -16,6 +16,7 @@
 #include "tee/core/sandbox.h"
 #include "tee/core/smc_server.h"
 #include "tee/core/tee_core.h"
+#include "tee/gpu_shim_ta.h"
 #include "tee/replay_ta.h"
 
 namespace fs = std::filesystem;
@@ -24,8 +25,8 @@ using namespace rplayer;
 int main(int argc, char** argv) {
   CLI::App app{"rplayer-tee: the secure world (replay TA behind a GlobalPlatform-shaped API)"};
   int bus_fd = -1;
-  std::string dir, trust_path;
-  uint32_t top_k_only = 0, claim_timeout_ms = 2000, resume_wait_ms = 0;
+  std::string dir, trust_path, device_key_path;
+  uint32_t top_k_only = 0, claim_timeout_ms = 2000, resume_wait_ms = 0, shim_pool_mib = 0;
   bool no_sandbox = false;
   double normal_share = rplayer::tee::FairShare{}.normal_share;
   app.add_option("--secure-bus-fd", bus_fd, "inherited socket to the SoC's secure port")->required();
@@ -42,6 +43,11 @@ int main(int argc, char** argv) {
                  "secure world always first)")
       ->check(CLI::Range(0.0, 0.9))
       ->capture_default_str();
+  app.add_option("--device-key", device_key_path,
+                 "the device's Ed25519 secret key: its identity towards a recording cloud "
+                 "(without it the GPU shim TA for cloud recording is not offered)");
+  app.add_option("--shim-pool-mib", shim_pool_mib,
+                 "carve-out lent to a cloud recording session (default: half of it)");
   app.add_flag("--no-sandbox", no_sandbox, "do not enter the seccomp filter (debugging)");
   CLI11_PARSE(app, argc, argv);
 #ifdef RPLAYER_SANITIZED
@@ -81,9 +87,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   const hw::MemoryWindow carve = port->carve_out();
+  // The carve-out's top part goes to cloud recording sessions (their GPU pool), the rest
+  // to replays; the two never overlap, so a recording session cannot see a replay's pages.
+  uint64_t shim_bytes = 0;
+  if (!device_key_path.empty())
+    shim_bytes = shim_pool_mib ? uint64_t(shim_pool_mib) << 20 : (carve.size / 2) & ~0xfffull;
+  if (shim_bytes >= carve.size) {
+    std::fprintf(stderr, "rplayer-tee: --shim-pool-mib leaves no carve-out for replays\n");
+    return 1;
+  }
+  tee::GpuWorldSwitch gpu_switch(*port, 200000, tee::FairShare{normal_share, 250000});
   cfg.port = port.get();
   cfg.pool_pa = carve.pa_base;
-  cfg.pool_bytes = carve.size;
+  cfg.pool_bytes = carve.size - shim_bytes;
+  cfg.gpu_switch = &gpu_switch;
   cfg.max_top_k = top_k_only;
   cfg.claim_timeout_us = claim_timeout_ms * 1000;
   cfg.resume_wait_us = resume_wait_ms * 1000;
@@ -95,6 +112,24 @@ int main(int argc, char** argv) {
   }
   tee::TeeCore core;
   core.register_ta(ta);
+  if (!device_key_path.empty()) {
+    tee::GpuShimTaConfig sc;
+    sc.shim.port = port.get();
+    sc.shim.pool_pa = carve.pa_base + cfg.pool_bytes;
+    sc.shim.pool_bytes = shim_bytes;
+    sc.gpu_switch = &gpu_switch;
+    sc.claim_timeout_us = cfg.claim_timeout_us;
+    sc.trusted_clouds = cfg.trusted_keys;
+    try {
+      const keyring::KeyPair k = keyring::load_secret_key(device_key_path);
+      if (!link::kx_from_signing_key(k.secret_key.data(), &sc.device_key))
+        throw std::runtime_error("not an Ed25519 secret key");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rplayer-tee: device key %s: %s\n", device_key_path.c_str(), e.what());
+      return 1;
+    }
+    core.register_ta(std::make_shared<tee::GpuShimTa>(sc));
+  }
   tee::SmcServer server(core);
   const std::string sock = dir + "/tee.sock";
   if (!server.listen(sock, &error)) {
@@ -105,8 +140,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rplayer-tee: sandbox: %s\n", error.c_str());
     return 1;
   }
-  std::fprintf(stderr, "rplayer-tee: ready %s (%zu trusted keys, carve-out %llu MiB%s)\n",
+  std::fprintf(stderr,
+               "rplayer-tee: ready %s (%zu trusted keys, carve-out %llu MiB, %llu MiB of it for "
+               "cloud recording%s)\n",
                sock.c_str(), cfg.trusted_keys.size(), (unsigned long long)(carve.size >> 20),
+               (unsigned long long)(shim_bytes >> 20),
                no_sandbox ? ", no sandbox" : ", sandboxed");
   server.run();
   return 0;

@@ -22,6 +22,7 @@
 #include "tee/soc_platform.h"
 #include "tools/commands.h"
 #include "tools/gpu_stack.h"
+#include "tools/cloud_client.h"
 #include "tools/recording_io.h"
 
 namespace rplayer::tools {
@@ -49,15 +50,52 @@ int keygen(const std::string& dir_arg, bool force) {
   keyring::save_public_key(pub, kp.public_key);
   std::printf("signing key %s\npublic key  %s (key id %s)\n", secret.c_str(), pub.c_str(),
               keyring::key_id_hex(kp.public_key).c_str());
+  // The device's identity towards a recording cloud (provisioned into its TEE), and the
+  // cloud's list of devices it records for (devices/: here, this one).
+  const fs::path device = dir / "device.key";
+  if (!fs::exists(device) || force) {
+    const keyring::KeyPair dk = keyring::generate_keypair();
+    keyring::save_secret_key(device, dk);
+    keyring::save_public_key(dir / "device.pub", dk.public_key);
+    fs::create_directories(dir / "devices");
+    keyring::save_public_key(dir / "devices" / (keyring::key_id_hex(dk.public_key) + ".pub"),
+                             dk.public_key);
+    std::printf("device key  %s (key id %s)\n", device.c_str(),
+                keyring::key_id_hex(dk.public_key).c_str());
+  }
   return 0;
 }
 
 struct RecordOpts {
   RecordRequest req;
   std::string output;
+  std::string cloud, mode = "full", worlds_dir;
+  bool json = false;
 };
 
+int record_cloud_cmd(const RecordOpts& o) {
+  const auto t0 = Clock::now();
+  CloudRecordOptions co;
+  co.cloud = o.cloud;
+  co.model = o.req.model;
+  co.sku = o.req.sku;
+  co.keys = o.req.keys;
+  co.worlds_dir = o.worlds_dir;
+  if (!cloud::parse_record_mode(o.mode, &co.mode))
+    throw std::runtime_error("--mode " + o.mode + ": one of naive, deferral, full");
+  const CloudRecordOutcome r = record_via_cloud(co);
+  write_file(o.output, r.recording);
+  if (o.json)
+    std::printf("%s\n", r.stats_json.c_str());
+  else
+    std::printf("recorded %s in the cloud at %s (%s), %zu bytes -> %s (%.0f ms)\n  %s\n",
+                o.req.model.c_str(), o.cloud.c_str(), o.mode.c_str(), r.recording.size(),
+                o.output.c_str(), ms_since(t0), r.stats_json.c_str());
+  return 0;
+}
+
 int record_cmd(const RecordOpts& o) {
+  if (!o.cloud.empty()) return record_cloud_cmd(o);
   const auto t0 = Clock::now();
   RecordRequest req = o.req;
   req.progress = isatty(2);
@@ -233,6 +271,14 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   rc->add_flag("--omit-weights", ro->req.omit_weights,
                "Leave the weights out: replay and the TA take them from the model file, "
                "checked against the recording's digests");
+  rc->add_option("--cloud", ro->cloud,
+                 "Record in a GPU-less cloud at HOST:PORT (rplayer cloud serve) through this "
+                 "device's TEE; the recording omits the weights")
+      ->excludes("--image")
+      ->excludes("--omit-weights");
+  rc->add_option("--mode", ro->mode, "With --cloud: naive, deferral or full")->capture_default_str();
+  rc->add_option("--worlds-dir", ro->worlds_dir, "With --cloud: the SoC and TEE run directory");
+  rc->add_flag("--json", ro->json, "With --cloud: print the session's counts as JSON");
   rc->callback(wrap("record", [=] { return record_cmd(*ro); }));
 
   static std::string vf_file_storage;  // lives as long as the app

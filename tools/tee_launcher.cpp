@@ -49,12 +49,6 @@ std::string default_worlds_dir() {
 namespace {
 
 // The worlds' executables sit next to this one (build/).
-fs::path sibling(const char* name) {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path(name) : self.parent_path() / name;
-}
-
 void stop_process(pid_t pid) {
   if (pid <= 0) return;
   kill(pid, SIGTERM);
@@ -67,6 +61,12 @@ void stop_process(pid_t pid) {
 }
 
 }  // namespace
+
+fs::path sibling(const char* name) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path(name) : self.parent_path() / name;
+}
 
 std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o,
                                                        std::string* error) {
@@ -111,6 +111,13 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
   if (o.resume_wait_ms)
     args.insert(args.end(),
                 {"--tee-arg=--resume-wait-ms", "--tee-arg=" + std::to_string(o.resume_wait_ms)});
+  // A provisioned device key makes this TEE a cloud-recording device too (the GPU shim TA):
+  // a larger carve-out, half of it lent to recording sessions.
+  const fs::path device_key = keyring::key_dir(o.keys) / "device.key";
+  if (fs::exists(device_key))
+    args.insert(args.end(), {"--secure-mib", std::to_string(o.secure_mib),
+                             "--tee-arg=--device-key",
+                             "--tee-arg=" + fs::absolute(device_key).string()});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -3,6 +3,7 @@
 // DIR/tee.sock. A launcher that started them stops them when it goes away.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <sys/types.h>
@@ -18,6 +19,7 @@ struct TeeWorldsOptions {
   unsigned resume_wait_ms = 0;
   double normal_share = 0.5;  // the TEE's FairShare (tee/gpu_switch.h)
   int startup_timeout_ms = 20000;
+  unsigned secure_mib = 384;  // the carve-out when the TEE also serves cloud recording
   std::string bin_dir;  // where rplayer-soc and rplayer-tee are; empty: next to this program
 };
 
@@ -47,6 +49,9 @@ class TeeWorlds {
 // Stops the SoC (and with it the TEE) serving `dir`, from its soc.pid. False if none runs.
 bool stop_worlds(const std::string& dir);
 std::string default_worlds_dir();
+
+// A program installed next to this one (rplayer-soc, rplayer-tee, rplayer-cloud).
+std::filesystem::path sibling(const char* name);
 
 // True if something accepts connections on the SOCK_SEQPACKET Unix socket `path`.
 bool socket_accepts(const std::string& path);
