@@ -16,10 +16,12 @@ declare -A allowed=(
   [replay]="hw/v3d_regs.h hw/sku.h"
   [keyring]="replay/signature.h replay/recording.h"
   [record]="replay/ keyring/ driver/hw_io.h hw/v3d_regs.h hw/sku.h"
-  # The secure world: the replayer, the keys it is provisioned with, the SoC port (not the
-  # model), and the TA's image decoding.
-  [tee]="replay/ keyring/ hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
-  [cloud]="record/ keyring/ replay/ driver/ runtime/ nn/ hw/soc_port.h hw/v3d_regs.h hw/sku.h"
+  # The cloud link (secure channel, frames): libsodium only, used by tee/ and cloud/.
+  [link]=""
+  # The secure world: the replayer, the keys it is provisioned with, the cloud link, the SoC
+  # port (not the model), and the TA's image decoding.
+  [tee]="replay/ keyring/ link/ hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
+  [cloud]="record/ keyring/ replay/ link/ driver/ runtime/ nn/ hw/soc_port.h hw/v3d_regs.h hw/sku.h"
 )
 # Inside tee/: the client library must not reach into the secure side.
 declare -A forbidden=(
