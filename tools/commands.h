@@ -16,5 +16,6 @@ void add_diff_command(CLI::App& app, int* exit_code);      // diff A.rec B.rec
 void add_classify_command(CLI::App& app, int* exit_code);  // classify --tee
 void add_worlds_command(CLI::App& app, int* exit_code);    // worlds start|stop
 void add_cloud_command(CLI::App& app, int* exit_code);     // cloud serve
+void add_netem_command(CLI::App& app, int* exit_code);     // netem: delaying TCP relay
 
 }  // namespace rplayer::tools

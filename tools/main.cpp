@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   rplayer::tools::add_classify_command(app, &exit_code);
   rplayer::tools::add_worlds_command(app, &exit_code);
   rplayer::tools::add_cloud_command(app, &exit_code);
+  rplayer::tools::add_netem_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
