@@ -105,7 +105,8 @@ bool V3dDriver::init(std::string* error) {
     return false;
   }
   scheduler_ = std::thread([this] { scheduler_loop(); });
-  for (int l = 0; l < sku_->num_irq_lines; ++l) irq_threads_.emplace_back([this, l] { irq_loop(l); });
+  for (int l = 0; l < sku_->num_irq_lines; ++l)
+    irq_threads_.emplace_back([this, l] { irq_loop(l); });
   // The ownership mailbox, if the platform has one (the modeled SoC). Its line is
   // delivered to the normal world only, so a driver in the secure world never acts on it.
   if (io_.has_block(RegBlock::Mbox) && io_.num_irq_lines() > sku_->mbox_irq_line())
@@ -216,16 +217,36 @@ int V3dDriver::get_param(Param p, uint64_t* value) {
     return away ? sku_value : io_.read(b, off);
   };
   switch (p) {
-    case Param::HubIdent1: *value = ident(RegBlock::Hub, HUB_IDENT1, sku_->hub_ident1); return 0;
-    case Param::HubIdent2: *value = ident(RegBlock::Hub, HUB_IDENT2, sku_->hub_ident2); return 0;
-    case Param::HubIdent3: *value = ident(RegBlock::Hub, HUB_IDENT3, sku_->hub_ident3); return 0;
-    case Param::CoreIdent0: *value = ident(RegBlock::Core0, CTL_IDENT0, sku_->core_ident0); return 0;
-    case Param::CoreIdent1: *value = ident(RegBlock::Core0, CTL_IDENT1, sku_->core_ident1); return 0;
-    case Param::CoreIdent2: *value = ident(RegBlock::Core0, CTL_IDENT2, sku_->core_ident2); return 0;
-    case Param::SupportsCsd: *value = 1; return 0;
-    case Param::NumQpus: *value = uint64_t(sku_->num_qpus()); return 0;
-    case Param::SharedBytes: *value = sku_->shared_bytes; return 0;
-    case Param::Cfg4MinusOne: *value = sku_->csd_cfg4_minus_one; return 0;
+    case Param::HubIdent1:
+      *value = ident(RegBlock::Hub, HUB_IDENT1, sku_->hub_ident1);
+      return 0;
+    case Param::HubIdent2:
+      *value = ident(RegBlock::Hub, HUB_IDENT2, sku_->hub_ident2);
+      return 0;
+    case Param::HubIdent3:
+      *value = ident(RegBlock::Hub, HUB_IDENT3, sku_->hub_ident3);
+      return 0;
+    case Param::CoreIdent0:
+      *value = ident(RegBlock::Core0, CTL_IDENT0, sku_->core_ident0);
+      return 0;
+    case Param::CoreIdent1:
+      *value = ident(RegBlock::Core0, CTL_IDENT1, sku_->core_ident1);
+      return 0;
+    case Param::CoreIdent2:
+      *value = ident(RegBlock::Core0, CTL_IDENT2, sku_->core_ident2);
+      return 0;
+    case Param::SupportsCsd:
+      *value = 1;
+      return 0;
+    case Param::NumQpus:
+      *value = uint64_t(sku_->num_qpus());
+      return 0;
+    case Param::SharedBytes:
+      *value = sku_->shared_bytes;
+      return 0;
+    case Param::Cfg4MinusOne:
+      *value = sku_->csd_cfg4_minus_one;
+      return 0;
   }
   return fail(-EINVAL, "get_param: unknown parameter " + std::to_string(uint32_t(p)));
 }
