@@ -50,7 +50,8 @@ struct Sample {
 
 // Median of per-image round trips, with the TA's breakdown of the median run.
 nlohmann::json summarize(std::vector<Sample> v) {
-  std::sort(v.begin(), v.end(), [](const Sample& a, const Sample& b) { return a.total_ms < b.total_ms; });
+  std::sort(v.begin(), v.end(),
+            [](const Sample& a, const Sample& b) { return a.total_ms < b.total_ms; });
   const Sample& m = v[v.size() / 2];
   double forced = 0;
   for (const Sample& s : v) forced += s.rs.forced;
@@ -67,8 +68,8 @@ nlohmann::json summarize(std::vector<Sample> v) {
           {"forced_claims", forced}};
 }
 
-std::vector<Sample> classify_n(tee::ReplayClient& c, uint32_t handle, const std::vector<uint8_t>& img,
-                               int n) {
+std::vector<Sample> classify_n(tee::ReplayClient& c, uint32_t handle,
+                               const std::vector<uint8_t>& img, int n) {
   std::vector<Sample> out;
   for (int i = 0; i < n; ++i) {
     std::vector<tee::TopEntry> top;
@@ -96,7 +97,8 @@ int main(int argc, char** argv) {
   nlohmann::json r;
   try {
     // A key directory and the recording (the normal world's recorder, signed).
-    const fs::path keys = fs::temp_directory_path() / ("rplayer-tee-bench-" + std::to_string(getpid()));
+    const fs::path keys =
+        fs::temp_directory_path() / ("rplayer-tee-bench-" + std::to_string(getpid()));
     fs::create_directories(keys / "trusted");
     const keyring::KeyPair kp = keyring::generate_keypair();
     keyring::save_secret_key(keys / "signing.key", kp);
@@ -111,8 +113,8 @@ int main(int argc, char** argv) {
     {
       tools::GpuStack stack("v3d-7.1", model);
       auto once = [&] {
-        const nn::Tensor in = nn::preprocess_image(image, model.info.preprocess,
-                                                   model.info.input_shape.w, model.info.input_shape.h);
+        const nn::Tensor in = nn::preprocess_image(
+            image, model.info.preprocess, model.info.input_shape.w, model.info.input_shape.h);
         stack.infer(in);
       };
       once();
@@ -129,16 +131,18 @@ int main(int argc, char** argv) {
     {
       replay::Recording rec;
       const replay::PublicKey trusted[] = {kp.public_key};
-      if (!replay::decode_recording(rec_bytes, trusted, &rec).ok()) throw std::runtime_error("decode");
+      if (!replay::decode_recording(rec_bytes, trusted, &rec).ok())
+        throw std::runtime_error("decode");
       tools::ReplayTarget target("v3d-7.1");
       if (!target.load(rec, nullptr).ok()) throw std::runtime_error("load");
       std::vector<float> out(1000);
       std::vector<double> t;
       for (int i = 0; i <= iterations; ++i) {
         const auto t0 = Clock::now();
-        const nn::Tensor in = nn::preprocess_image(image, model.info.preprocess,
-                                                   model.info.input_shape.w, model.info.input_shape.h);
-        if (!target.run_loaded(model.info.input_blob, in, model.info.output_blob, &out, nullptr).ok())
+        const nn::Tensor in = nn::preprocess_image(
+            image, model.info.preprocess, model.info.input_shape.w, model.info.input_shape.h);
+        if (!target.run_loaded(model.info.input_blob, in, model.info.output_blob, &out, nullptr)
+                 .ok())
           throw std::runtime_error("replay");
         if (i > 0) t.push_back(ms(Clock::now() - t0));
       }
@@ -162,7 +166,8 @@ int main(int argc, char** argv) {
       tee::ReplayClient c;
       uint32_t h = 0;
       const auto t0 = Clock::now();
-      if (!c.open("inproc").ok() || !c.load(rec_bytes, &h, nullptr).ok()) throw std::runtime_error("inproc load");
+      if (!c.open("inproc").ok() || !c.load(rec_bytes, &h, nullptr).ok())
+        throw std::runtime_error("inproc load");
       r["tee_inproc_load_ms"] = ms(Clock::now() - t0);
       classify_n(c, h, img, 1);
       r["tee_inproc"] = summarize(classify_n(c, h, img, iterations));
@@ -196,8 +201,8 @@ int main(int argc, char** argv) {
       if (busy) {
         normal = std::thread([&] {
           tools::GpuStack stack("v3d-7.1", model, std::nullopt, worlds->soc_socket());
-          const nn::Tensor in = nn::preprocess_image(image, model.info.preprocess,
-                                                     model.info.input_shape.w, model.info.input_shape.h);
+          const nn::Tensor in = nn::preprocess_image(
+              image, model.info.preprocess, model.info.input_shape.w, model.info.input_shape.h);
           while (!stop) {
             const auto top = nn::top_k(nn::as_probabilities(stack.infer(in)), 1);
             if (top[0].first != 281) throw std::runtime_error("normal-world inference wrong");
@@ -235,12 +240,15 @@ int main(int argc, char** argv) {
   } else {
     std::printf("native %.1f ms | replay %.1f ms | ", r.value("native_ms", 0.0),
                 r.value("replay_ms", 0.0));
-    for (const char* k : {"tee_inproc", "tee_process", "tee_process_busy", "tee_process_busy_strict"})
+    for (const char* k :
+         {"tee_inproc", "tee_process", "tee_process_busy", "tee_process_busy_strict"})
       if (r.contains(k))
-        std::printf("%s %.1f ms (quiesce %.2f, switch in %.2f, replay %.1f, switch out %.2f, resume %.2f) | ",
-                    k, r[k]["per_image_ms"].get<double>(), r[k]["quiesce_ms"].get<double>(),
-                    r[k]["switch_in_ms"].get<double>(), r[k]["replay_ms"].get<double>(),
-                    r[k]["switch_out_ms"].get<double>(), r[k]["resume_ms"].get<double>());
+        std::printf(
+            "%s %.1f ms (quiesce %.2f, switch in %.2f, replay %.1f, switch out %.2f, resume %.2f) "
+            "| ",
+            k, r[k]["per_image_ms"].get<double>(), r[k]["quiesce_ms"].get<double>(),
+            r[k]["switch_in_ms"].get<double>(), r[k]["replay_ms"].get<double>(),
+            r[k]["switch_out_ms"].get<double>(), r[k]["resume_ms"].get<double>());
     if (r.contains("error")) std::printf("error: %s", r["error"].get<std::string>().c_str());
     std::printf("\n");
   }

@@ -88,10 +88,10 @@ struct Reach {
   uint64_t by_code[32] = {};
   ~Reach() {
     if (!std::getenv("FUZZ_REPLAY_STATS")) return;
-    std::fprintf(stderr, "reach: %llu execs, %llu decoded, %llu verified, %llu replayed ok, %llu GPU jobs\n",
-                 (unsigned long long)execs, (unsigned long long)decoded,
-                 (unsigned long long)verified, (unsigned long long)replayed_ok,
-                 (unsigned long long)jobs);
+    std::fprintf(
+        stderr, "reach: %llu execs, %llu decoded, %llu verified, %llu replayed ok, %llu GPU jobs\n",
+        (unsigned long long)execs, (unsigned long long)decoded, (unsigned long long)verified,
+        (unsigned long long)replayed_ok, (unsigned long long)jobs);
     for (int c = 1; c < 32; ++c)
       if (by_code[c]) {
         replay::ReplayError e;

@@ -62,7 +62,8 @@ struct Server {
 
 int make_shm() {
   const int fd = memfd_create("fuzz-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0 || ftruncate(fd, 8192) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0) std::abort();
+  if (fd < 0 || ftruncate(fd, 8192) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0)
+    std::abort();
   return fd;
 }
 

@@ -199,7 +199,8 @@ void smc_seeds(const fs::path& dir) {
   auto echo = wire::make_header(wire::Op::kInvoke);
   echo.session = 1;
   echo.cmd = tee::test::kCmdEcho;
-  echo.param_types = TEE_PARAM_TYPES(TEE_PARAM_TYPE_MEMREF_INPUT, TEE_PARAM_TYPE_MEMREF_OUTPUT, 0, 0);
+  echo.param_types =
+      TEE_PARAM_TYPES(TEE_PARAM_TYPE_MEMREF_INPUT, TEE_PARAM_TYPE_MEMREF_OUTPUT, 0, 0);
   echo.params[0].size = 16;
   echo.params[1].size = 32;
   Bytes sixteen(16, 'x');
@@ -244,8 +245,9 @@ void soc_wire_seeds(const fs::path& dir) {
     for (const Bytes& m :
          {soc_request(1, Op::Hello), soc_request(1, Op::Read32, 0, 0x4),
           soc_request(1, Op::Read32, 1, 0x0), soc_request(1, Op::Write32, 0, 0x1200, 1),
-          soc_request(1, Op::Write32Posted, 1, 0x50, 0), soc_request(1, Op::WaitIrq, 0, 0, 0, 0, 500),
-          soc_request(1, Op::Read32, 4, 0x0), soc_request(1, Op::Clone)})
+          soc_request(1, Op::Write32Posted, 1, 0x50, 0),
+          soc_request(1, Op::WaitIrq, 0, 0, 0, 0, 500), soc_request(1, Op::Read32, 4, 0x0),
+          soc_request(1, Op::Clone)})
       s.insert(s.end(), m.begin(), m.end());
     write(dir, world ? "secure" : "normal", s);
   }
@@ -254,7 +256,8 @@ void soc_wire_seeds(const fs::path& dir) {
 // ---- models and images -----------------------------------------------------------------
 
 void ncnn_seeds(const fs::path& dir, const fs::path& shared) {
-  auto pair = [&](const fs::path& param, const fs::path& bin, size_t bin_max, const std::string& name) {
+  auto pair = [&](const fs::path& param, const fs::path& bin, size_t bin_max,
+                  const std::string& name) {
     const Bytes text = read(param);
     Bytes b(4);
     const uint32_t n = uint32_t(text.size());
@@ -300,7 +303,8 @@ void to_vector(void* ctx, void* data, int size) {
 void image_seeds(const fs::path& dir, const fs::path& shared) {
   const fs::path images = shared / "images";
   for (const char* name : {"cat.jpg", "cat.ppm"})
-    if (fs::exists(images / name)) write(dir, std::string(name), prefixed(1, prefixed(0, read(images / name))));
+    if (fs::exists(images / name))
+      write(dir, std::string(name), prefixed(1, prefixed(0, read(images / name))));
   if (fs::exists(images / "digits"))
     for (const auto& e : fs::directory_iterator(images / "digits"))
       write(dir, "digit-" + e.path().filename().string(), prefixed(0, prefixed(1, read(e.path()))));
@@ -312,7 +316,8 @@ void image_seeds(const fs::path& dir, const fs::path& shared) {
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int c = 0; c < 3; ++c)
-        px[(size_t(y) * w + x) * 3 + c] = cat.pixels[(size_t(y * cat.h / h) * cat.w + x * cat.w / w) * 3 + c];
+        px[(size_t(y) * w + x) * 3 + c] =
+            cat.pixels[(size_t(y * cat.h / h) * cat.w + x * cat.w / w) * 3 + c];
   Bytes b;
   stbi_write_png_to_func(to_vector, &b, w, h, 3, px.data(), w * 3);
   write(dir, "small.png", prefixed(1, prefixed(0, b)));

@@ -4,18 +4,6 @@
 
 namespace rplayer::hw {
 
-std::string_view reg_block_name(RegBlock b) {
-  switch (b) {
-    case RegBlock::Hub: return "hub";
-    case RegBlock::Core0: return "core0";
-    case RegBlock::Sms: return "sms";
-    case RegBlock::Bridge: return "bridge";
-    case RegBlock::Tzpc: return "tzpc";
-    case RegBlock::Mbox: return "mbox";
-  }
-  return "?";
-}
-
 class ModeledSoc::Port final : public SocPort {
  public:
   Port(ModeledSoc& soc, World w) : soc_(soc), world_(w) {}

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <string_view>
 
 namespace rplayer::hw {
 
@@ -16,7 +15,6 @@ enum class World : uint8_t { Normal, Secure };
 // GPU, so recordings (replay::Block) never name it.
 enum class RegBlock : uint8_t { Hub, Core0, Sms, Bridge, Tzpc, Mbox };
 inline constexpr int kNumRegBlocks = 6;
-std::string_view reg_block_name(RegBlock b);
 
 // A window of physical memory mapped into the caller: PA pa_base maps to base[0].
 struct MemoryWindow {

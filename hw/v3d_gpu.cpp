@@ -330,7 +330,10 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       sync_mmu_config();
       return true;
     case MMU_PT_PA_BASE: pt_base_ = v & mask(27, 0); sync_mmu_config(); return true;
-    case MMU_ADDR_CAP: addr_cap_ = v & (MMU_ADDR_CAP_ENABLE | mask(11, 0)); sync_mmu_config(); return true;
+    case MMU_ADDR_CAP:
+      addr_cap_ = v & (MMU_ADDR_CAP_ENABLE | mask(11, 0));
+      sync_mmu_config();
+      return true;
     case MMU_SHOOT_DOWN:
       if (v & MMU_SHOOT_DOWN_SHOOT) {
         std::lock_guard lk(mem_mu_);
@@ -340,7 +343,10 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       return true;
     case MMU_BYPASS_START: bypass_start_ = v; return true;
     case MMU_BYPASS_END: bypass_end_ = v; return true;
-    case MMU_ILLEGAL_ADDR: illegal_addr_ = v & (MMU_ILLEGAL_ADDR_ENABLE | mask(27, 0)); sync_mmu_config(); return true;
+    case MMU_ILLEGAL_ADDR:
+      illegal_addr_ = v & (MMU_ILLEGAL_ADDR_ENABLE | mask(27, 0));
+      sync_mmu_config();
+      return true;
   }
   if (off >= INT_SET && off <= INT_MSK_CLR) return write_int(hub_int_, off, v);
   return false;  // read-only or unknown
@@ -414,7 +420,8 @@ uint32_t V3dGpu::read_core(uint32_t off, bool* known) {
   }
   if (off == sku_.csd_current_id0) return csd_current_ ? csd_current_->next_wg.load() : 0;
   if (off == sku_.csd_current_id0 + 4) return 0;
-  if (off >= PCTR_0_SRC_0_3 && off < PCTR_0_SRC_0_3 + 32) return pctr_src_[(off - PCTR_0_SRC_0_3) / 4];
+  if (off >= PCTR_0_SRC_0_3 && off < PCTR_0_SRC_0_3 + 32)
+    return pctr_src_[(off - PCTR_0_SRC_0_3) / 4];
   if (off >= PCTR_0_PCTR0 && off < PCTR_0_PCTR0 + 4 * kNumPerfCounters) {
     const uint32_t n = (off - PCTR_0_PCTR0) / 4;
     if (!(pctr_en_ & bit(n))) return pctr_frozen_[n];
@@ -583,7 +590,8 @@ void V3dGpu::submit_csd() {
   job->batch_budget = csd_cfg_[4] + (sku_.csd_cfg4_minus_one ? 1 : 0);
   const uint64_t total_batches = total * job->batches_per_wg;
   job->completes = job->batch_budget <= total_batches;
-  const uint64_t runnable = (uint64_t(job->batch_budget) + job->batches_per_wg - 1) / job->batches_per_wg;
+  const uint64_t runnable =
+      (uint64_t(job->batch_budget) + job->batches_per_wg - 1) / job->batches_per_wg;
   job->total_wgs = uint32_t(std::min<uint64_t>(total, ~0u));
   job->runnable_wgs = uint32_t(std::min<uint64_t>(runnable, job->total_wgs));
   job->num_qpus = uint32_t(sku_.num_qpus());

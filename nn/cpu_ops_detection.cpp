@@ -205,7 +205,8 @@ void yolo_detection_output(const Layer& l, const Inputs& in, Outputs& out) {
             class_score = sigmoid(best_score);
           } else {
             float sum = 0.f;
-            for (int q = 0; q < num_class; q++) sum += std::exp(x.at(j, i, c0 + 5 + q) - best_score);
+            for (int q = 0; q < num_class; q++)
+              sum += std::exp(x.at(j, i, c0 + 5 + q) - best_score);
             class_score = 1.f / sum;
           }
           const float confidence = sigmoid(x.at(j, i, c0 + 4)) * class_score;

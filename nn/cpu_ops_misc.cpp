@@ -259,7 +259,8 @@ void softmax(const Layer& l, const Inputs& in, Outputs& out) {
       float mx = -FLT_MAX;
       for (size_t a = 0; a < v.axis; a++) mx = std::max(mx, x[base + a * v.inner]);
       float sum = 0.f;
-      for (size_t a = 0; a < v.axis; a++) sum += (y[base + a * v.inner] = std::exp(x[base + a * v.inner] - mx));
+      for (size_t a = 0; a < v.axis; a++)
+        sum += (y[base + a * v.inner] = std::exp(x[base + a * v.inner] - mx));
       for (size_t a = 0; a < v.axis; a++) y[base + a * v.inner] /= sum;
     }
   }
@@ -427,7 +428,10 @@ void reduction(const Layer& l, const Inputs& in, Outputs& out) {
     }
   }
   const bool is_minmax = op == 4 || op == 5;
-  std::vector<float> acc(out[0].size(), op == 4 ? -FLT_MAX : op == 5 ? FLT_MAX : op == 6 ? 1.f : 0.f);
+  std::vector<float> acc(out[0].size(), op == 4   ? -FLT_MAX
+                                        : op == 5 ? FLT_MAX
+                                        : op == 6 ? 1.f
+                                                  : 0.f);
   std::vector<int> idx(e.size(), 0);
   std::vector<float> mx;
   if (op == 10) {  // logsumexp: subtract the max for stability

@@ -757,7 +757,8 @@ class Converter {
     if (b.dims.size() != 2) fail("B must be 2-D, is " + dims_str(b.dims));
     const bool transB = attr_int("transB", 0);
     const int K = int(transB ? b.dims[1] : b.dims[0]), N = int(transB ? b.dims[0] : b.dims[1]);
-    if (K != shape_of(a).w) fail("A has K=" + std::to_string(shape_of(a).w) + ", B " + dims_str(b.dims));
+    if (K != shape_of(a).w)
+      fail("A has K=" + std::to_string(shape_of(a).w) + ", B " + dims_str(b.dims));
     const float alpha = attr_float("alpha", 1.f), beta = attr_float("beta", 1.f);
     std::vector<float> w(size_t(N) * K);
     for (int n = 0; n < N; n++)
@@ -786,7 +787,8 @@ class Converter {
       const Const& b = constant(1, "B");
       if (b.dims.size() != 2) fail("constant B must be 2-D, is " + dims_str(b.dims));
       const int K = int(b.dims[0]), N = int(b.dims[1]);
-      if (shape_of(a).w != K) fail("A " + dims_str(onnx_dims(a)) + " and B " + dims_str(b.dims) + " differ in K");
+      if (shape_of(a).w != K)
+        fail("A " + dims_str(onnx_dims(a)) + " and B " + dims_str(b.dims) + " differ in K");
       if (shape_of(a).dims > 2) fail("A must be [1, K] or [1, S, K]");
       std::vector<float> w(size_t(N) * K);
       for (int n = 0; n < N; n++)
@@ -832,7 +834,8 @@ class Converter {
     // `broadcast` is set, later opsets align numpy-style from the right.
     const int rank = rank_of(x);
     Dims kd = k.dims;
-    if (int(kd.size()) > rank) fail("constant " + dims_str(kd) + " has a higher rank than the input");
+    if (int(kd.size()) > rank)
+      fail("constant " + dims_str(kd) + " has a higher rank than the input");
     const int64_t bcast = attr_int("broadcast", 0);
     int64_t axis = rank - int64_t(kd.size());
     if (opset_ < 7) {
@@ -895,7 +898,8 @@ class Converter {
     const bool allow_zero = attr_int("allowzero", 0);
     for (size_t i = 0; i < out.size(); i++) {
       if (out[i] == 0 && !allow_zero) {
-        if (i >= in.size()) fail_attr("shape", "0 at position " + std::to_string(i) + " has no input dim");
+        if (i >= in.size())
+          fail_attr("shape", "0 at position " + std::to_string(i) + " has no input dim");
         out[i] = in[i];
       } else if (out[i] == -1) {
         if (infer >= 0) fail_attr("shape", "more than one -1");
@@ -908,7 +912,8 @@ class Converter {
       int64_t known = 1;
       for (size_t i = 0; i < out.size(); i++)
         if (int(i) != infer) known *= out[i];
-      if (known == 0 || product(in) % known) fail_attr("shape", "cannot infer -1 for " + dims_str(in));
+      if (known == 0 || product(in) % known)
+        fail_attr("shape", "cannot infer -1 for " + dims_str(in));
       out[infer] = product(in) / known;
     }
     if (product(out) != product(in))
@@ -965,7 +970,8 @@ class Converter {
       if (is_const(node_->input(i))) {
         const Const& k = consts_.at(node_->input(i));
         if (int(k.dims.size()) != rank || k.dims[0] != 1)
-          fail("constant input " + std::to_string(i) + " " + dims_str(k.dims) + " must be batch-1 of rank " + std::to_string(rank));
+          fail("constant input " + std::to_string(i) + " " + dims_str(k.dims) +
+               " must be batch-1 of rank " + std::to_string(rank));
         ins.push_back(memory_data(node_->input(i), k.dims, k.v, k.source));
       } else {
         ins.push_back(dynamic(i));
@@ -989,7 +995,8 @@ class Converter {
       pads = to_dims(constant(1, "pads"));
       if (has_input(2)) value = constant(2, "constant_value").v.at(0);
     }
-    if (int(pads.size()) != 2 * rank) fail_attr("pads", dims_str(pads) + " does not match rank " + std::to_string(rank));
+    if (int(pads.size()) != 2 * rank)
+      fail_attr("pads", dims_str(pads) + " does not match rank " + std::to_string(rank));
     if (pads[0] || pads[rank]) fail_attr("pads", "padding the batch axis is not supported");
     for (int64_t v : pads)
       if (v < 0) fail_attr("pads", "negative pads are not supported");

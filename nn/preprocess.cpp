@@ -97,7 +97,8 @@ Tensor from_pixels_resize(const Image& img, PixelOrder order, int w, int h) {
       // ncnn's RGB2GRAY weights (77, 150, 29) / 256.
       px[i] = img.channels == 1 ? s[0] : uint8_t((s[0] * 77 + s[1] * 150 + s[2] * 29) >> 8);
     } else {
-      const uint8_t r = s[0], g = img.channels == 3 ? s[1] : s[0], b = img.channels == 3 ? s[2] : s[0];
+      const uint8_t r = s[0], g = img.channels == 3 ? s[1] : s[0],
+                    b = img.channels == 3 ? s[2] : s[0];
       px[i * 3 + 0] = order == PixelOrder::kBGR ? b : r;
       px[i * 3 + 1] = g;
       px[i * 3 + 2] = order == PixelOrder::kBGR ? r : b;

@@ -65,7 +65,8 @@ std::filesystem::path cache_dir() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
     return std::filesystem::path(xdg) / "rplayer";
   const char* home = std::getenv("HOME");
-  if (!home || !*home) throw ModelError("no cache directory: neither XDG_CACHE_HOME nor HOME is set");
+  if (!home || !*home)
+    throw ModelError("no cache directory: neither XDG_CACHE_HOME nor HOME is set");
   return std::filesystem::path(home) / ".cache" / "rplayer";
 }
 
@@ -135,7 +136,8 @@ std::string generate_weights_file(Graph& graph, const std::string& graph_name, u
       if (!f) throw ModelError(tmp.string() + ": cannot write the generated weights");
     }
     std::filesystem::rename(tmp, path, ec);
-    if (ec) throw ModelError(path.string() + ": cannot write the generated weights: " + ec.message());
+    if (ec)
+      throw ModelError(path.string() + ": cannot write the generated weights: " + ec.message());
   }
   load_ncnn_bin(graph, path.string());
   return path.string();

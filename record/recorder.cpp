@@ -381,7 +381,8 @@ bool Recorder::bind_buffer(const std::string& name, bool is_input, uint32_t byte
       if (bo.info.usage == want && bo.label == name) va = bo.info.gpu_va;
   }
   if (!va) {
-    *error = std::string("no ") + (is_input ? "input" : "output") + " buffer labelled '" + name + "'";
+    *error =
+        std::string("no ") + (is_input ? "input" : "output") + " buffer labelled '" + name + "'";
     return false;
   }
   return bind(name, is_input, va, bytes, shape, error);

@@ -318,7 +318,8 @@ ReplayCode Replayer::setup_gpu(ReplayError* err) {
   if (!reset_gpu()) return ReplayCode::ResetTimeout;
   p_.write32(Block::Hub, MMU_PT_PA_BASE, uint32_t(pt_[0] >> PAGE_SHIFT));
   p_.write32(Block::Hub, MMU_CTL, kMmuCtl);
-  p_.write32(Block::Hub, MMU_ILLEGAL_ADDR, uint32_t(scratch_ >> PAGE_SHIFT) | MMU_ILLEGAL_ADDR_ENABLE);
+  p_.write32(Block::Hub, MMU_ILLEGAL_ADDR,
+             uint32_t(scratch_ >> PAGE_SHIFT) | MMU_ILLEGAL_ADDR_ENABLE);
   p_.write32(Block::Hub, MMUC_CONTROL, MMUC_CONTROL_ENABLE);
   p_.write32(Block::Core0, CTL_L2TFLSTA, 0);
   p_.write32(Block::Core0, CTL_L2TFLEND, ~0u);
@@ -588,7 +589,8 @@ ReplayError Replayer::run(std::span<const TensorIn> inputs, std::span<const Tens
     for (const Binding& b : rec.bindings)
       if (!b.is_input)
         for (const TensorOut& t : outputs)
-          if (b.name == t.name) copy_out(b.region, b.offset, static_cast<uint8_t*>(t.data), b.bytes);
+          if (b.name == t.name)
+            copy_out(b.region, b.offset, static_cast<uint8_t*>(t.data), b.bytes);
   st.execute_us = p_.now_us() - t1;
 
   // Teardown, success or not: stop the GPU and scrub what held data of this run.

@@ -80,7 +80,8 @@ VerifyError check_regions(const Recording& rec, const RegionIndex& index, const 
   uint64_t total = 0;  // at most 16384 regions of < 4 GiB: no overflow
   for (size_t i = 0; i < rec.regions.size(); ++i) {
     const Region& r = rec.regions[i];
-    if (r.gpu_va % kPage || r.size % kPage) return fail(VerifyCode::RegionUnaligned, "region", int32_t(i));
+    if (r.gpu_va % kPage || r.size % kPage)
+      return fail(VerifyCode::RegionUnaligned, "region", int32_t(i));
     if (r.size == 0) return fail(VerifyCode::RegionEmpty, "region", int32_t(i));
     if (r.gpu_va < kPage || uint64_t(r.gpu_va) + r.size > (1ull << 32))
       return fail(VerifyCode::RegionWraps, "region", int32_t(i));

@@ -52,9 +52,11 @@ GpuWorldSwitch::GpuWorldSwitch(hw::SocPort& port, uint32_t switch_timeout_us, Fa
 
 uint32_t GpuWorldSwitch::owed_to_normal_world_us() const {
   if (!normal_demand_ || share_.normal_share <= 0) return 0;
-  const auto hold = std::chrono::duration_cast<std::chrono::microseconds>(released_at_ - claimed_at_);
-  const double owed = std::min(double(hold.count()) * share_.normal_share / (1.0 - share_.normal_share),
-                               double(share_.max_defer_us));
+  const auto hold =
+      std::chrono::duration_cast<std::chrono::microseconds>(released_at_ - claimed_at_);
+  const double owed =
+      std::min(double(hold.count()) * share_.normal_share / (1.0 - share_.normal_share),
+               double(share_.max_defer_us));
   const double since = double(us_since(released_at_));
   return owed > since ? uint32_t(owed - since) : 0;
 }

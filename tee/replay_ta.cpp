@@ -104,7 +104,8 @@ bool ReplayTa::identify_gpu() {
   hw::SocPort& port = *cfg_.port;
   auto read_ident = [&] {
     gpu_ = {port.read32(hw::RegBlock::Hub, HUB_IDENT1), port.read32(hw::RegBlock::Hub, HUB_IDENT3),
-            port.read32(hw::RegBlock::Core0, CTL_IDENT0), port.read32(hw::RegBlock::Core0, CTL_IDENT1)};
+            port.read32(hw::RegBlock::Core0, CTL_IDENT0),
+            port.read32(hw::RegBlock::Core0, CTL_IDENT1)};
     return gpu_.hub_ident1 != 0;
   };
   if (read_ident()) return true;
@@ -158,8 +159,9 @@ TEE_Result ReplayTa::load(Session* s, uint32_t types, TEE_Param* p) {
   if (loaded_.size() >= cfg_.max_loaded)
     return say(types, p, 2, "too many recordings loaded"), TEE_ERROR_BUSY;
   // Copy before checking: the client can still write its shared memory.
-  const std::vector<uint8_t> bytes(static_cast<const uint8_t*>(p[0].memref.buffer),
-                                   static_cast<const uint8_t*>(p[0].memref.buffer) + p[0].memref.size);
+  const std::vector<uint8_t> bytes(
+      static_cast<const uint8_t*>(p[0].memref.buffer),
+      static_cast<const uint8_t*>(p[0].memref.buffer) + p[0].memref.size);
   auto l = std::make_unique<Loaded>();
   char why[256];
   // Decoded, a recording takes at most what its pages need in the pool: budget that much.
@@ -309,8 +311,8 @@ TEE_Result ReplayTa::run(Session* s, uint32_t types, TEE_Param* p) {
   if (k == 0) {
     std::memcpy(p[2].memref.buffer, scores.data(), out_bytes);
   } else {
-    const auto top = nn::top_k(nn::as_probabilities(nn::Tensor(nn::Shape::vec(int(classes)), scores)),
-                               int(k));
+    const auto top =
+        nn::top_k(nn::as_probabilities(nn::Tensor(nn::Shape::vec(int(classes)), scores)), int(k));
     auto* out = static_cast<TopEntry*>(p[2].memref.buffer);
     for (size_t i = 0; i < top.size(); ++i) out[i] = {uint32_t(top[i].first), top[i].second};
   }

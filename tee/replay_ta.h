@@ -30,7 +30,7 @@ struct ReplayTaConfig {
   uint32_t resume_wait_us = 0;          // >0: wait for the normal driver to resume (measure it)
   FairShare share;                      // the normal world's share when both want the GPU
   GpuWorldSwitch* gpu_switch = nullptr;  // shared with other TAs (the GPU shim); none: own
-  uint32_t max_top_k = 0;               // >0: RUN returns at most this many classes, never all scores
+  uint32_t max_top_k = 0;               // >0: RUN gives at most this many classes, never all scores
   uint32_t max_loaded = 4;              // recordings loaded at once, all sessions together
   uint64_t max_recording_bytes = 256ull << 20;
   uint64_t max_model_bytes = 256ull << 20;  // model files for weight-less recordings

@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   uint32_t top_k_only = 0, claim_timeout_ms = 2000, resume_wait_ms = 0, shim_pool_mib = 0;
   bool no_sandbox = false;
   double normal_share = rplayer::tee::FairShare{}.normal_share;
-  app.add_option("--secure-bus-fd", bus_fd, "inherited socket to the SoC's secure port")->required();
+  app.add_option("--secure-bus-fd", bus_fd, "inherited socket to the SoC's secure port")
+      ->required();
   app.add_option("--dir", dir, "run directory: DIR/tee.sock is the SMC channel")->required();
   app.add_option("--keys", trust_path, "trusted public keys: a .pub file or a directory of them")
       ->required();
@@ -61,7 +62,8 @@ int main(int argc, char** argv) {
   std::string error;
   std::unique_ptr<hw::RemoteSocPort> port = hw::RemoteSocPort::connect_fd(bus_fd, &error);
   if (!port || port->world() != hw::World::Secure) {
-    std::fprintf(stderr, "rplayer-tee: secure bus: %s\n", port ? "not the secure port" : error.c_str());
+    std::fprintf(stderr, "rplayer-tee: secure bus: %s\n",
+                 port ? "not the secure port" : error.c_str());
     return 1;
   }
   tee::ReplayTaConfig cfg;

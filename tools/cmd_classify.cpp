@@ -37,7 +37,8 @@ struct ClassifyOpts {
 
 int classify(const ClassifyOpts& o) {
   if (!o.tee) {
-    std::fprintf(stderr, "rplayer classify: only --tee is supported (use `rplayer run` otherwise)\n");
+    std::fprintf(stderr,
+                 "rplayer classify: only --tee is supported (use `rplayer run` otherwise)\n");
     return 2;
   }
   const auto t0 = Clock::now();
@@ -136,7 +137,8 @@ void add_worlds_command(CLI::App& app, int* exit_code) {
   auto* o = &o_storage;
   auto* cmd = app.add_subcommand("worlds", "Start or stop the SoC and TEE processes");
   cmd->require_subcommand(1);
-  auto* start = cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
+  auto* start =
+      cmd->add_subcommand("start", "Boot rplayer-soc + rplayer-tee and leave them running");
   start->add_option("--tee-dir", o->dir, "Run directory (default $XDG_RUNTIME_DIR/rplayer)");
   start->add_option("--sku", o->sku, "Modeled GPU")->capture_default_str();
   start->add_option("--keys", o->keys, "Key directory whose trusted/ keys the TEE gets");

@@ -212,7 +212,8 @@ int replay_cmd(const ReplayOpts& o) {
     const double replay_ms = ms_since(t1);
     char buf[256];
     if (!e.ok()) {
-      std::fprintf(stderr, "rplayer replay: %s: %s\n", o.images[i].c_str(), e.format(buf, sizeof buf));
+      std::fprintf(stderr, "rplayer replay: %s: %s\n", o.images[i].c_str(),
+                   e.format(buf, sizeof buf));
       return 1;
     }
     nn::Tensor scores(nn::Shape::vec(int(out.size())), out);
@@ -263,7 +264,8 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   static RecordOpts ro_storage;  // lives as long as the app
   auto* ro = &ro_storage;
   auto* rc = app.add_subcommand("record", "Record a model's inference on the full GPU stack");
-  rc->add_option("--model", ro->req.model, "Model name or .param/.onnx path")->capture_default_str();
+  rc->add_option("--model", ro->req.model, "Model name or .param/.onnx path")
+      ->capture_default_str();
   rc->add_option("--sku", ro->req.sku, "Modeled GPU: v3d-7.1 or v3d-4.2")->capture_default_str();
   rc->add_option("-o,--output", ro->output, "Recording file")->required();
   rc->add_option("--keys", ro->req.keys, "Key directory (default $RPLAYER_KEYS or ./keys)");
@@ -292,7 +294,8 @@ void add_record_commands(CLI::App& app, int* exit_code) {
   auto* vf = app.add_subcommand("verify", "Check a recording: signature, format, verifier rules");
   vf->add_option("file", *vf_file, "Recording file")->required();
   vf->add_option("--key", *vf_keys, "Trusted public key file (repeatable)");
-  vf->add_option("--trust", *vf_trust, "Trust store (default $RPLAYER_KEYS/trusted or ./keys/trusted)");
+  vf->add_option("--trust", *vf_trust,
+                 "Trust store (default $RPLAYER_KEYS/trusted or ./keys/trusted)");
   vf->add_option("--sku", *vf_sku, "GPU to verify for (default: the recording's)");
   vf->callback(wrap("verify", [=] { return verify_cmd(*vf_file, *vf_keys, *vf_trust, *vf_sku); }));
 

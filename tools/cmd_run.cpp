@@ -67,14 +67,19 @@ int run(const RunOpts& o) {
 void add_run_command(CLI::App& app, int* exit_code) {
   static RunOpts o_storage;  // lives as long as the app
   auto* o = &o_storage;
-  auto* cmd = app.add_subcommand("run", "Classify images on the modeled GPU through the full stack");
-  cmd->add_option("--model", o->model, "Model name (squeezenet, mnist, mnist-onnx, bench/<graph>) or a .param/.onnx path")
+  auto* cmd =
+      app.add_subcommand("run", "Classify images on the modeled GPU through the full stack");
+  cmd->add_option(
+         "--model", o->model,
+         "Model name (squeezenet, mnist, mnist-onnx, bench/<graph>) or a .param/.onnx path")
       ->capture_default_str();
   cmd->add_option("--sku", o->sku, "Modeled GPU: v3d-7.1 or v3d-4.2")->capture_default_str();
-  cmd->add_option("--backend", o->backend, "gpu (driver + runtime + JIT on the modeled SoC) or cpu (reference)")
+  cmd->add_option("--backend", o->backend,
+                  "gpu (driver + runtime + JIT on the modeled SoC) or cpu (reference)")
       ->capture_default_str();
-  cmd->add_option("--soc", o->soc,
-                  "Run as a normal-world process on a SoC process (DIR/normal.sock of rplayer-soc)");
+  cmd->add_option(
+      "--soc", o->soc,
+      "Run as a normal-world process on a SoC process (DIR/normal.sock of rplayer-soc)");
   cmd->add_option("--top", o->top, "How many classes to print")->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object per image, one per line");
   cmd->add_option("images", o->images, "Image files")->required();

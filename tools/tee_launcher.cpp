@@ -80,8 +80,10 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
              " does not exist (rplayer keygen)";
     return nullptr;
   }
-  const fs::path soc = o.bin_dir.empty() ? sibling("rplayer-soc") : fs::path(o.bin_dir) / "rplayer-soc";
-  const fs::path tee = o.bin_dir.empty() ? sibling("rplayer-tee") : fs::path(o.bin_dir) / "rplayer-tee";
+  const fs::path soc =
+      o.bin_dir.empty() ? sibling("rplayer-soc") : fs::path(o.bin_dir) / "rplayer-soc";
+  const fs::path tee =
+      o.bin_dir.empty() ? sibling("rplayer-tee") : fs::path(o.bin_dir) / "rplayer-tee";
   for (const fs::path& p : {soc, tee})
     if (!fs::exists(p)) {
       *error = p.string() + " not found (build it: make build)";
@@ -107,7 +109,8 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
                                    "--tee-arg=" + std::to_string(o.normal_share)};
   // clang-format on
   if (o.top_k_only)
-    args.insert(args.end(), {"--tee-arg=--top-k-only", "--tee-arg=" + std::to_string(o.top_k_only)});
+    args.insert(args.end(),
+                {"--tee-arg=--top-k-only", "--tee-arg=" + std::to_string(o.top_k_only)});
   if (o.resume_wait_ms)
     args.insert(args.end(),
                 {"--tee-arg=--resume-wait-ms", "--tee-arg=" + std::to_string(o.resume_wait_ms)});

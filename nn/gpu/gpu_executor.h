@@ -9,8 +9,8 @@
 // weight once, as the bytes stored in the model file (BoUsage::Weights, labelled
 // "<layer>/<weight>", with driver::BoInfo::weight_source naming the file range), records
 // the prepare phase (GPU jobs deriving what the kernels read: fp16 -> fp32, packed
-// layouts, folded BatchNorm; Scratch buffers "<layer>/<weight>.packed" ...), gives every blob a fixed
-// place (inputs BoUsage::Input and outputs BoUsage::Output, labelled with the blob name;
+// layouts, folded BatchNorm; Scratch buffers "<layer>/<weight>.packed" ...), gives every blob a
+// fixed place (inputs BoUsage::Input and outputs BoUsage::Output, labelled with the blob name;
 // intermediates BoUsage::Scratch, labelled with the blob that owns the memory), compiles
 // every kernel and records one CommandBuffer for the whole graph. run() only copies the
 // inputs into their buffers, submits that command buffer and reads the outputs, so the GPU

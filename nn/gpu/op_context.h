@@ -34,8 +34,8 @@ struct BlobRef {
 class OpContext {
  public:
   OpContext(runtime::Device& dev, runtime::CommandBuffer& cb, std::deque<runtime::Buffer>& owned,
-            WeightStore& weights, const Layer& layer, std::vector<BlobRef> inputs, std::vector<BlobRef> outputs,
-            GpuActivation fused);
+            WeightStore& weights, const Layer& layer, std::vector<BlobRef> inputs,
+            std::vector<BlobRef> outputs, GpuActivation fused);
 
   runtime::Device& device() { return dev_; }
   const Layer& layer() const { return layer_; }

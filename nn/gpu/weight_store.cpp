@@ -598,7 +598,8 @@ void WeightStore::dispatch_job(const std::vector<Part>& job) {
   };
   std::vector<uint64_t> start{0};
   for (const Part& p : job)
-    start.push_back(start.back() + std::max<uint64_t>((p.lanes + kJobWorkgroup - 1) / kJobWorkgroup, 1));
+    start.push_back(start.back() +
+                    std::max<uint64_t>((p.lanes + kJobWorkgroup - 1) / kJobWorkgroup, 1));
   const uint64_t workgroups = start.back();
   const uint64_t rows = (workgroups + kMaxGridDim - 1) / kMaxGridDim;
   if (rows > kMaxGridDim)

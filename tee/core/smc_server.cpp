@@ -195,7 +195,8 @@ void SmcServer::handle(TeeCore::ClientId client, const uint8_t* msg, size_t n, i
       h.version != wire::kVersion || h.payload_bytes != n - sizeof(wire::Header))
     return fail(TEE_ERROR_BAD_FORMAT, TEE_ORIGIN_COMMS);
   auto op = static_cast<wire::Op>(h.op);
-  if (!fds.empty() && op != wire::Op::kRegisterShm) return fail(TEE_ERROR_BAD_FORMAT, TEE_ORIGIN_COMMS);
+  if (!fds.empty() && op != wire::Op::kRegisterShm)
+    return fail(TEE_ERROR_BAD_FORMAT, TEE_ORIGIN_COMMS);
   const uint8_t* payload = msg + sizeof(wire::Header);
   size_t payload_n = h.payload_bytes;
 

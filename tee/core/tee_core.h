@@ -40,7 +40,8 @@ class SharedRegion {
   uint64_t size() const { return size_; }
 
  private:
-  SharedRegion(uint8_t* base, uint64_t size, bool owned) : base_(base), size_(size), owned_(owned) {}
+  SharedRegion(uint8_t* base, uint64_t size, bool owned)
+      : base_(base), size_(size), owned_(owned) {}
   uint8_t* base_;
   uint64_t size_;
   bool owned_;
@@ -76,7 +77,9 @@ class TeeCore {
 
   // TEE_ERROR_ACCESS_CONFLICT if a TA with that UUID is already registered.
   TEE_Result register_ta(std::shared_ptr<TrustedApp> ta, TaOptions options);
-  TEE_Result register_ta(std::shared_ptr<TrustedApp> ta) { return register_ta(std::move(ta), TaOptions{}); }
+  TEE_Result register_ta(std::shared_ptr<TrustedApp> ta) {
+    return register_ta(std::move(ta), TaOptions{});
+  }
 
   // A client is one connection (one TEEC_Context).
   ClientId connect();

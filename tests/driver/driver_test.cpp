@@ -147,7 +147,8 @@ TEST_P(DriverTest, RejectsAWrongBatchCount) {
 
 TEST_P(DriverTest, QueuedJobsFromTwoThreadsAllComplete) {
   Bo out = bo(4096, BoUsage::Output);
-  Bo sh = shader("unif r0\nsreg r1, wg_x\nshl r2, r1, #2\nadd r0, r0, r2\nmov r3, #1\nst [r0], r3\nend\n");
+  Bo sh = shader(
+      "unif r0\nsreg r1, wg_x\nshl r2, r1, #2\nadd r0, r0, r2\nmov r3, #1\nst [r0], r3\nend\n");
   Bo un = uniforms({out.va});
   std::vector<uint64_t> seqnos[2];
   auto submitter = [&](int t) {

@@ -62,7 +62,8 @@ bool Harness::init() {
                              sku().core_int_gmpv;
   core(INT_MSK_SET, ~core_bits);
   core(INT_MSK_CLR, core_bits);
-  const uint32_t hub_bits = HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | sku().hub_int_gmpv;
+  const uint32_t hub_bits =
+      HUB_INT_MMU_PTI | HUB_INT_MMU_WRV | HUB_INT_MMU_CAP | sku().hub_int_gmpv;
   hub(INT_MSK_SET, ~hub_bits);
   hub(INT_MSK_CLR, hub_bits);
   return flush_mmu();

@@ -130,7 +130,8 @@ TEST(TrustZone, NonSecureGpuDmaIntoTheCarveOutFaults) {
   h.map(0x5000000, secret_pa, 1, true);  // a hostile PTE
   ASSERT_TRUE(h.flush_mmu());
   Buffer out = h.alloc(4096);
-  Buffer sh = h.load_shader("unif r0\nunif r1\nld r2, [r0]\nst [r1], r2\nmov r3, #1\nst [r0], r3\nend\n");
+  Buffer sh =
+      h.load_shader("unif r0\nunif r1\nld r2, [r0]\nst [r1], r2\nmov r3, #1\nst [r0], r3\nend\n");
   Buffer un = h.load_uniforms({0x5000000, out.va});
   ASSERT_TRUE(h.dispatch(sh, un));
   EXPECT_EQ(h.read<uint32_t>(out, 1)[0], 0u) << "the secret did not leak";
@@ -279,7 +280,8 @@ TEST_P(MailboxTest, ReachableInEveryGpuStateAndKeptAcrossSwitchesAndResets) {
     sec.write32(RegBlock::Bridge, BRIDGE_SW_INIT_0, 0);
   }
   sec.write32(RegBlock::Tzpc, TZPC_GPU_SECURE, 0);
-  for (int i = 0; i < 1000 && (sec.read32(RegBlock::Tzpc, TZPC_STATUS) & TZPC_STATUS_SWITCHING); ++i)
+  for (int i = 0; i < 1000 && (sec.read32(RegBlock::Tzpc, TZPC_STATUS) & TZPC_STATUS_SWITCHING);
+       ++i)
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   ASSERT_FALSE(h.soc().gpu().secure());
   EXPECT_EQ(nw.read32(RegBlock::Mbox, MBOX_EVENT), MBOX_EVENT_CLAIM_CHANGED);

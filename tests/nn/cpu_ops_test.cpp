@@ -276,17 +276,20 @@ TEST(CpuOps, Activations) {
   // ncnn defaults: alpha 0.2, beta 0.5 for both.
   expect_values(run1(make("HardSigmoid"), {x}), {0, 0.3f, 0.6f, 1});
   expect_values(run1(make("HardSwish"), {x}), {0, -0.3f, 0.3f, 4});
-  expect_values(run1(make("TanH"), {x}), {std::tanh(-4.f), std::tanh(-1.f), std::tanh(0.5f), std::tanh(4.f)});
-  expect_values(run1(make("GELU"), {x}),
-                {-4 * 0.5f * std::erfc(4 / std::sqrt(2.f)), -1 * 0.5f * std::erfc(1 / std::sqrt(2.f)),
-                 0.5f * 0.5f * std::erfc(-0.5f / std::sqrt(2.f)), 4 * 0.5f * std::erfc(-4 / std::sqrt(2.f))});
+  expect_values(run1(make("TanH"), {x}),
+                {std::tanh(-4.f), std::tanh(-1.f), std::tanh(0.5f), std::tanh(4.f)});
+  expect_values(
+      run1(make("GELU"), {x}),
+      {-4 * 0.5f * std::erfc(4 / std::sqrt(2.f)), -1 * 0.5f * std::erfc(1 / std::sqrt(2.f)),
+       0.5f * 0.5f * std::erfc(-0.5f / std::sqrt(2.f)), 4 * 0.5f * std::erfc(-4 / std::sqrt(2.f))});
   expect_values(run1(make("UnaryOp", "0=4"), {x}), {16, 1, 0.25f, 16});
 }
 
 TEST(CpuOps, BatchNormScaleBias) {
   const Tensor x(Shape::cube(1, 2, 2), {1, 2, 3, 4});
-  const Layer bn = make("BatchNorm", "0=2 1=0.0",
-                        {w("slope", {2, 1}), w("mean", {1, 0}), w("var", {4, 1}), w("bias", {0, 5})});
+  const Layer bn =
+      make("BatchNorm", "0=2 1=0.0",
+           {w("slope", {2, 1}), w("mean", {1, 0}), w("var", {4, 1}), w("bias", {0, 5})});
   expect_values(run1(bn, {x}), {0, 1, 8, 9});
   const Layer sc = make("Scale", "0=2 1=1", {w("scale", {2, 3}), w("bias", {1, 0})});
   expect_values(run1(sc, {x}), {3, 5, 9, 12});

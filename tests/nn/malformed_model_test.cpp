@@ -53,8 +53,9 @@ TEST(MalformedParam, CountsMismatch) {
 }
 
 TEST(MalformedParam, UnknownLayerTypeIsNamed) {
-  expect_error([] { param("7767517\n2 2\nInput in 0 1 x 0=4\nFrobnicate f 1 1 x y 0=1\n"); },
-               {"bad.param:4", "layer f (Frobnicate)", "unknown or unsupported layer type 'Frobnicate'"});
+  expect_error(
+      [] { param("7767517\n2 2\nInput in 0 1 x 0=4\nFrobnicate f 1 1 x y 0=1\n"); },
+      {"bad.param:4", "layer f (Frobnicate)", "unknown or unsupported layer type 'Frobnicate'"});
 }
 
 TEST(MalformedParam, BadNumbersNameTheField) {
@@ -112,8 +113,9 @@ TEST(MalformedParam, HugeFloatParamsSaturateAsInts) {
 
 // Found by fuzz/fuzz_ncnn: a constant Gemm operand of N x K elements overflowed int.
 TEST(MalformedParam, WeightCountOverflow) {
-  expect_error([] { param("7767517\n2 2\nInput in 0 1 x 0=4\nGemm g 1 1 x y 5=1 8=768160 9=3072\n"); },
-               {"layer g (Gemm)", "B: 768160 x 3072 elements is too many"});
+  expect_error(
+      [] { param("7767517\n2 2\nInput in 0 1 x 0=4\nGemm g 1 1 x y 5=1 8=768160 9=3072\n"); },
+      {"layer g (Gemm)", "B: 768160 x 3072 elements is too many"});
 }
 
 TEST(MalformedParam, MissingFile) {

@@ -16,7 +16,8 @@ namespace {
 
 nn::Tensor input_for(const nn::Model& m, int seed) {
   nn::Tensor t(m.info.input_shape);
-  for (size_t i = 0; i < t.size(); ++i) t.data()[i] = float((i * 7 + size_t(seed) * 13) % 251) / 251.f;
+  for (size_t i = 0; i < t.size(); ++i)
+    t.data()[i] = float((i * 7 + size_t(seed) * 13) % 251) / 251.f;
   return t;
 }
 

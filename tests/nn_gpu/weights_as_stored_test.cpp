@@ -134,7 +134,8 @@ TEST_P(WeightsAsStored, PrepareCostBesideTheInference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, WeightsAsStored,
-                         ::testing::Values("squeezenet", "mnist", "mnist-onnx", "bench/mobilenet_v2"),
+                         ::testing::Values("squeezenet", "mnist", "mnist-onnx",
+                                           "bench/mobilenet_v2"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n)

@@ -216,8 +216,8 @@ CaseResult run_case(const fs::path& dir) {
     std::vector<int> outer(a.dims.begin() + 1, a.dims.end());
     if (outer.empty() || outer.size() > 4)
       return {CaseResult::OutOfScope, "rank " + std::to_string(a.dims.size())};
-    feeds.emplace(input_names[i],
-                  nn::Tensor(nn::Shape::from_outer_dims(outer), std::move(a.values), input_names[i]));
+    feeds.emplace(input_names[i], nn::Tensor(nn::Shape::from_outer_dims(outer), std::move(a.values),
+                                             input_names[i]));
   }
   // Remove the baked inputs from the graph's input list.
   for (int i = g.input_size() - 1; i >= 0; --i) {

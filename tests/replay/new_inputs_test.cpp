@@ -43,7 +43,8 @@ std::unique_ptr<Recorded> record_model(const std::string& name, const std::strin
     const nn::Shape& s = r->model.graph.blob_shape(blob);
     std::vector<uint32_t> shape;
     for (int d : s.outer_dims()) shape.push_back(uint32_t(d));
-    EXPECT_TRUE(r->native->recorder().bind_buffer(blob, is_input, uint32_t(s.total() * 4), shape, &err))
+    EXPECT_TRUE(
+        r->native->recorder().bind_buffer(blob, is_input, uint32_t(s.total() * 4), shape, &err))
         << err;
   }
   EXPECT_TRUE(r->native->recorder().finish(&r->rec, &err)) << err;

@@ -12,7 +12,6 @@
 #include "runtime/jit/builder.h"
 #include "runtime/jit/compiler.h"
 #include "runtime/jit/passes.h"
-#include "runtime/kernels/conv2d.h"
 
 namespace rplayer::runtime {
 namespace {
@@ -329,12 +328,128 @@ int count(const std::vector<isa::Instr>& v, isa::Op op) {
   return int(std::count_if(v.begin(), v.end(), [&](const isa::Instr& i) { return i.op == op; }));
 }
 
+// A direct 2-D convolution (NCHW fp32) as the compiler sees a hot loop: each lane owns one
+// output pixel and oc_block output channels; weights come by ldu4 from a packed layout
+// [oc_block group][in_c][kh][kw][oc_block]; the input-channel loop is unrolled by the JIT;
+// taps in the padding load a safe address and select 0. Only compiled, never run: the
+// operators nn/gpu runs are tested bit-exact against the CPU in tests/nn_gpu.
+struct ConvShape {
+  uint32_t in_c = 1, in_h = 1, in_w = 1;
+  uint32_t out_c = 1;
+  uint32_t kernel_h = 1, kernel_w = 1;
+  uint32_t stride = 1, pad = 0;
+
+  uint32_t out_h() const { return (in_h + 2 * pad - kernel_h) / stride + 1; }
+  uint32_t out_w() const { return (in_w + 2 * pad - kernel_w) / stride + 1; }
+};
+
+Kernel conv_kernel(const ConvShape& s, uint32_t oc_block, int32_t ic_unroll) {
+  const uint32_t kh = s.kernel_h, kw = s.kernel_w, stride = s.stride, pad = s.pad;
+  const uint32_t ocb = oc_block, taps = kh * kw;
+  KernelBuilder kb("conv_" + std::to_string(kh) + "x" + std::to_string(kw) + "_s" +
+                   std::to_string(stride) + "_p" + std::to_string(pad) + "_b" +
+                   std::to_string(ocb));
+  const Value in = kb.buffer("in"), w = kb.buffer("weights"), bias = kb.buffer("bias"),
+              out = kb.buffer("out");
+  const Value ic = kb.spec_u32("in_c", 1), ih = kb.spec_u32("in_h", 1), iw = kb.spec_u32("in_w", 1),
+              oh = kb.spec_u32("out_h", 1), ow = kb.spec_u32("out_w", 1),
+              oc = kb.spec_u32("out_c", 1);
+  const Value p = kb.global_id_x();
+  const Value g = kb.workgroup_id(1);
+  const Value npix = oh * ow;
+
+  kb.if_(p < npix, [&] {
+    const Value oy = p / ow, ox = p % ow;
+    const Value plane = ih * iw * 4u;  // bytes per input channel
+
+    // Accumulators start at the bias: 4 output channels per ldu4.
+    std::vector<Var> acc;
+    const Value bias_g = bias + g * (ocb * 4);
+    for (uint32_t j = 0; j < ocb / 4; ++j)
+      acc.push_back(kb.var4(kb.load_uniform4(bias_g, int32_t(16 * j))));
+    auto accumulate = [&](const Value& x, const Value& wp, uint32_t tap) {
+      for (uint32_t j = 0; j < ocb / 4; ++j) {
+        const Value wv = kb.load_uniform4(wp, int32_t((tap * ocb + 4 * j) * 4));
+        for (int k = 0; k < 4; ++k) acc[j].set(k, fma(x, wv[k], acc[j][k]));
+      }
+    };
+    Var wp = kb.uniform_var(w + g * (ic * (taps * ocb * 4)));
+    const uint32_t wstep = taps * ocb * 4;
+
+    if (pad == 0) {
+      // Every tap is in bounds: one pointer, tap offsets as immediates.
+      Var xp = kb.var(in + (oy * stride * iw + ox * stride) * 4u);
+      kb.for_(
+          0u, ic, 1u,
+          [&](Value) {
+            const Value x0 = xp, w0 = wp;
+            for (uint32_t ky = 0; ky < kh; ++ky)
+              for (uint32_t kx = 0; kx < kw; ++kx)
+                accumulate(kb.load(x0 + (ky * iw + kx) * 4u), w0, ky * kw + kx);
+            xp = x0 + plane;
+            wp = w0 + wstep;
+          },
+          ic_unroll);
+    } else {
+      // Per tap: the lane's pointer (in bounds: the channel's first pixel when the tap
+      // falls in the padding) and whether the tap is real.
+      const Value iy0 = (oy * stride).as(Type::I32) - int32_t(pad);
+      const Value ix0 = (ox * stride).as(Type::I32) - int32_t(pad);
+      std::vector<Var> xp;
+      std::vector<Value> valid;
+      for (uint32_t ky = 0; ky < kh; ++ky) {
+        for (uint32_t kx = 0; kx < kw; ++kx) {
+          const Value iy = (iy0 + int32_t(ky)).as(Type::U32);
+          const Value ix = (ix0 + int32_t(kx)).as(Type::U32);
+          const Value ok = iy < ih && ix < iw;
+          valid.push_back(ok);
+          xp.push_back(kb.var(in + select(ok, (iy * iw + ix) * 4u, 0u)));
+        }
+      }
+      kb.for_(
+          0u, ic, 1u,
+          [&](Value) {
+            const Value w0 = wp;
+            for (uint32_t tap = 0; tap < taps; ++tap) {
+              const Value x0 = xp[tap];
+              accumulate(select(valid[tap], kb.load(x0), 0.0f), w0, tap);
+              xp[tap] = x0 + plane;
+            }
+            wp = w0 + wstep;
+          },
+          ic_unroll);
+    }
+
+    // out[g * ocb + c][p], for the channels that exist.
+    const Value obase = out + p * 4u + g * (ocb * 4) * npix;
+    for (uint32_t j = 0; j < ocb / 4; ++j) {
+      for (int k = 0; k < 4; ++k) {
+        const uint32_t c = 4 * j + uint32_t(k);
+        const Value v = acc[j][k];
+        kb.if_(g * ocb + c < oc, [&] { kb.store(obase + c * 4u * npix, v); });
+      }
+    }
+  });
+  return kb.finish();
+}
+
+Specialization conv_spec(const ConvShape& s) {
+  Specialization spec;
+  spec.set_u32("in_c", s.in_c)
+      .set_u32("in_h", s.in_h)
+      .set_u32("in_w", s.in_w)
+      .set_u32("out_h", s.out_h())
+      .set_u32("out_w", s.out_w())
+      .set_u32("out_c", s.out_c);
+  return spec;
+}
+
 TEST(Compiler, ConvInnerLoopsSpendTheirInstructionsOnFfma) {
   // 1x1, 16 output channels per lane: per input channel 1 ld, 4 ldu4, 16 ffma, and the
   // pointer bumps and loop test.
-  kernels::Conv2dShape s{.in_c = 64, .in_h = 20, .in_w = 20, .out_c = 64};
-  const CompiledKernel one = compile(kernels::conv2d_kernel(s, {.oc_block = 16, .ic_unroll = 4}),
-                                     kernels::conv2d_spec(s), target("v3d-7.1"));
+  ConvShape s{.in_c = 64, .in_h = 20, .in_w = 20, .out_c = 64};
+  const CompiledKernel one =
+      compile(conv_kernel(s, /*oc_block=*/16, /*ic_unroll=*/4), conv_spec(s), target("v3d-7.1"));
   const auto loop1 = inner_loop(one);
   EXPECT_EQ(count(loop1, isa::Op::Ffma), 64);
   EXPECT_EQ(count(loop1, isa::Op::Ldu4), 16);
@@ -343,8 +458,8 @@ TEST(Compiler, ConvInnerLoopsSpendTheirInstructionsOnFfma) {
   // 3x3 with padding: per tap also the pointer bump and the padding select.
   s.kernel_h = s.kernel_w = 3;
   s.pad = 1;
-  const CompiledKernel three = compile(kernels::conv2d_kernel(s, {.oc_block = 16, .ic_unroll = 1}),
-                                       kernels::conv2d_spec(s), target("v3d-7.1"));
+  const CompiledKernel three =
+      compile(conv_kernel(s, /*oc_block=*/16, /*ic_unroll=*/1), conv_spec(s), target("v3d-7.1"));
   const auto loop3 = inner_loop(three);
   EXPECT_EQ(count(loop3, isa::Op::Ffma), 9 * 16);
   EXPECT_EQ(count(loop3, isa::Op::Ldu4), 9 * 4);

@@ -1,11 +1,10 @@
 // End-to-end kernels on the modeled GPU against CPU results: elementwise, broadcast, a
-// shared-memory reduction, matrix multiply and direct convolutions.
+// shared-memory reduction and matrix multiply.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "gpu_fixture.h"
-#include "runtime/kernels/conv2d.h"
 
 namespace rplayer::runtime {
 namespace {
@@ -155,90 +154,6 @@ TEST_P(KernelsTest, MatrixMultiply) {
       }
       ASSERT_EQ(y[m * N + n], acc) << m << "," << n;
     }
-}
-
-// CPU reference in the GPU's order: bias, then input channels, then taps; ffma rounds the
-// product and the sum separately, and padding taps add nothing.
-std::vector<float> conv_cpu(const kernels::Conv2dShape& s, const std::vector<float>& x,
-                            const std::vector<float>& w, const std::vector<float>& bias) {
-  const uint32_t oh = s.out_h(), ow = s.out_w();
-  std::vector<float> y(size_t(s.out_c) * oh * ow);
-  for (uint32_t o = 0; o < s.out_c; ++o)
-    for (uint32_t py = 0; py < oh; ++py)
-      for (uint32_t px = 0; px < ow; ++px) {
-        float acc = bias[o];
-        for (uint32_t i = 0; i < s.in_c; ++i)
-          for (uint32_t ky = 0; ky < s.kernel_h; ++ky)
-            for (uint32_t kx = 0; kx < s.kernel_w; ++kx) {
-              const int iy = int(py * s.stride + ky) - int(s.pad);
-              const int ix = int(px * s.stride + kx) - int(s.pad);
-              const bool in = iy >= 0 && ix >= 0 && iy < int(s.in_h) && ix < int(s.in_w);
-              const float xv = in ? x[(size_t(i) * s.in_h + iy) * s.in_w + ix] : 0.0f;
-              const float p =
-                  xv * w[((size_t(o) * s.in_c + i) * s.kernel_h + ky) * s.kernel_w + kx];
-              acc = acc + p;
-            }
-        if (s.relu) acc = std::max(acc, 0.0f);
-        y[(size_t(o) * oh + py) * ow + px] = acc;
-      }
-  return y;
-}
-
-void check_conv(Device& dev, testing::Gpu& gpu, const kernels::Conv2dShape& s,
-                const kernels::Conv2dTuning& t) {
-  const std::vector<float> x = random_floats(size_t(s.in_c) * s.in_h * s.in_w, 21);
-  const std::vector<float> w =
-      random_floats(size_t(s.out_c) * s.in_c * s.kernel_h * s.kernel_w, 22);
-  const std::vector<float> b = random_floats(s.out_c, 23);
-  Buffer bx = gpu.floats(x);
-  Buffer bw = gpu.floats(kernels::pack_conv2d_weights(s, t, w), driver::BoUsage::Weights, "w");
-  Buffer bb = gpu.floats(kernels::pack_conv2d_bias(s, t, b), driver::BoUsage::Weights, "b");
-  const size_t n = size_t(s.out_c) * s.out_h() * s.out_w();
-  Buffer by = gpu.zeros(n + 1);  // one guard word past the end
-  by.as<float>()[n] = 1234.0f;
-  run(dev, kernels::conv2d_kernel(s, t), kernels::conv2d_grid(s, t),
-      {Arg::buffer(bx), Arg::buffer(bw), Arg::buffer(bb), Arg::buffer(by)},
-      kernels::conv2d_spec(s));
-  const std::vector<float> ref = conv_cpu(s, x, w, b);
-  const auto y = by.download<float>(n + 1);
-  for (size_t k = 0; k < n; ++k) ASSERT_EQ(y[k], ref[k]) << k;
-  EXPECT_EQ(y[n], 1234.0f) << "wrote past the output";
-}
-
-TEST_P(KernelsTest, Conv3x3PaddedWithRegisterBlocking) {
-  check_conv(dev(), gpu,
-             {.in_c = 7,
-              .in_h = 13,
-              .in_w = 11,
-              .out_c = 20,
-              .kernel_h = 3,
-              .kernel_w = 3,
-              .stride = 1,
-              .pad = 1,
-              .relu = true},
-             {.oc_block = 16, .ic_unroll = 2});
-}
-
-TEST_P(KernelsTest, Conv3x3Stride2Unpadded) {
-  check_conv(dev(), gpu,
-             {.in_c = 3,
-              .in_h = 17,
-              .in_w = 19,
-              .out_c = 8,
-              .kernel_h = 3,
-              .kernel_w = 3,
-              .stride = 2,
-              .pad = 0},
-             {.oc_block = 8, .ic_unroll = 3});
-}
-
-TEST_P(KernelsTest, Conv1x1) {
-  check_conv(dev(), gpu, {.in_c = 24, .in_h = 9, .in_w = 10, .out_c = 12, .relu = true},
-             {.oc_block = 12, .ic_unroll = 4});
-}
-
-TEST_P(KernelsTest, MatrixMultiplyAsConv1x1) {
-  check_conv(dev(), gpu, kernels::matmul_shape(20, 33, 50), {.oc_block = 8, .ic_unroll = 4});
 }
 
 RPLAYER_ALL_SKUS(KernelsTest);

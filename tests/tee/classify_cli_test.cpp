@@ -54,7 +54,9 @@ class ClassifyCliTest : public ::testing::Test {
     fs::create_directories(dir);
     env = "RPLAYER_KEYS=" + (dir / "keys").string() + " ";
     ASSERT_EQ(sh(env + RPLAYER_BIN " keygen").status, 0);
-    ASSERT_EQ(sh(env + RPLAYER_BIN " record --model squeezenet -o " + (dir / "sq.rec").string()).status, 0);
+    ASSERT_EQ(
+        sh(env + RPLAYER_BIN " record --model squeezenet -o " + (dir / "sq.rec").string()).status,
+        0);
   }
   void TearDown() override { fs::remove_all(dir); }
   fs::path dir;
@@ -65,8 +67,9 @@ TEST_F(ClassifyCliTest, TrustedClassificationMatchesNativeRun) {
   const std::string imgs = kShared + "/images/cat.jpg " + kShared + "/images/cat.ppm";
   const Result native = sh(RPLAYER_BIN " run --model squeezenet --json " + imgs);
   ASSERT_EQ(native.status, 0);
-  const Result tee = sh(env + RPLAYER_BIN " classify --tee --json --recording " +
-                        (dir / "sq.rec").string() + " --tee-dir " + (dir / "run").string() + " " + imgs);
+  const Result tee =
+      sh(env + RPLAYER_BIN " classify --tee --json --recording " + (dir / "sq.rec").string() +
+         " --tee-dir " + (dir / "run").string() + " " + imgs);
   ASSERT_EQ(tee.status, 0) << tee.out;
   const auto a = json_lines(native.out), b = json_lines(tee.out);
   ASSERT_EQ(a.size(), 2u);
@@ -106,7 +109,8 @@ TEST_F(ClassifyCliTest, TamperedRecordingIsRefusedWithAClearError) {
   f.put('\x55');
   f.close();
   FILE* p = popen((env + RPLAYER_BIN " classify --tee --recording " + (dir / "sq.rec").string() +
-                   " --tee-dir " + (dir / "run").string() + " " + kShared + "/images/cat.jpg 2>&1").c_str(),
+                   " --tee-dir " + (dir / "run").string() + " " + kShared + "/images/cat.jpg 2>&1")
+                      .c_str(),
                   "r");
   ASSERT_TRUE(p);
   std::string out;

@@ -43,7 +43,8 @@ TEST_P(NormalWorldAttack, GpuDmaIntoTheCarveOutFaults) {
   h.map(0x6000000, secret_pa, 1, true);
   ASSERT_TRUE(h.flush_mmu());
   Buffer out = h.alloc(4096);
-  Buffer sh = h.load_shader("unif r0\nunif r1\nld r2, [r0]\nst [r1], r2\nmov r3, #7\nst [r0], r3\nend\n");
+  Buffer sh =
+      h.load_shader("unif r0\nunif r1\nld r2, [r0]\nst [r1], r2\nmov r3, #7\nst [r0], r3\nend\n");
   Buffer un = h.load_uniforms({0x6000000, out.va});
   ASSERT_TRUE(h.dispatch(sh, un));
   EXPECT_EQ(h.read<uint32_t>(out, 1)[0], 0u) << "the secret did not leak";

@@ -130,7 +130,8 @@ class ReplayTaTest : public ::testing::Test {
 };
 
 // The native stack's top-5 for an image, as `rplayer run` prints it.
-std::vector<std::pair<int, float>> native_top5(const std::string& model_name, const std::string& image) {
+std::vector<std::pair<int, float>> native_top5(const std::string& model_name,
+                                               const std::string& image) {
   const nn::Model model = nn::load_model(model_name);
   tools::GpuStack stack("v3d-7.1", model);
   const nn::Tensor in = nn::preprocess_image(image, model.info.preprocess, model.info.input_shape.w,
@@ -236,7 +237,8 @@ TEST_F(ReplayTaTest, ClassifiesLikeTheNativeStack) {
 TEST_F(ReplayTaTest, AllTenMnistDigitsMatchTheNativeStack) {
   const uint32_t h = load(shared()->mnist);
   for (int d = 0; d < 10; ++d) {
-    const std::string img = std::string(RPLAYER_SHARED_DIR) + "/images/digits/" + std::to_string(d) + ".pgm";
+    const std::string img =
+        std::string(RPLAYER_SHARED_DIR) + "/images/digits/" + std::to_string(d) + ".pgm";
     if (!fs::exists(img)) GTEST_SKIP() << img;
     std::vector<TopEntry> top;
     ASSERT_TRUE(client.classify(h, read_bytes(img), 1, &top, nullptr).ok());
@@ -298,18 +300,21 @@ TEST_F(ReplayTaTest, MalformedParametersGetClearErrorsAndTheTaKeepsServing) {
   TEEC_Operation op{};
   op.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE, TEEC_NONE);
   uint32_t origin = 0;
-  EXPECT_EQ(TEEC_InvokeCommand(client.session(), kReplayTaRun, &op, &origin), TEEC_ERROR_BAD_PARAMETERS);
+  EXPECT_EQ(TEEC_InvokeCommand(client.session(), kReplayTaRun, &op, &origin),
+            TEEC_ERROR_BAD_PARAMETERS);
   EXPECT_EQ(origin, uint32_t(TEEC_ORIGIN_TRUSTED_APP));
   op.paramTypes = 0;
   EXPECT_EQ(TEEC_InvokeCommand(client.session(), 99, &op, &origin), TEEC_ERROR_NOT_SUPPORTED);
   // Output buffer too small: the TA says how much it needs.
   std::vector<TopEntry> small(2);
   TEEC_Operation run{};
-  run.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_TEMP_OUTPUT, TEEC_NONE);
+  run.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_MEMREF_TEMP_INPUT,
+                                    TEEC_MEMREF_TEMP_OUTPUT, TEEC_NONE);
   run.params[0].value = {h, 5};
   run.params[1].tmpref = {const_cast<uint8_t*>(cat.data()), cat.size()};
   run.params[2].tmpref = {small.data(), small.size() * sizeof(TopEntry)};
-  EXPECT_EQ(TEEC_InvokeCommand(client.session(), kReplayTaRun, &run, &origin), TEEC_ERROR_SHORT_BUFFER);
+  EXPECT_EQ(TEEC_InvokeCommand(client.session(), kReplayTaRun, &run, &origin),
+            TEEC_ERROR_SHORT_BUFFER);
   EXPECT_EQ(run.params[2].tmpref.size, 5 * sizeof(TopEntry));
   // Still serving.
   ASSERT_TRUE(client.classify(h, cat, 5, &top, nullptr).ok());
@@ -325,7 +330,8 @@ TEST_F(ReplayTaTest, TopKRestrictionKeepsTheScoresInside) {
   EXPECT_EQ(client.scores(h, read_bytes(kCat), kReplayInputImage, &scores, nullptr).result,
             TEEC_ERROR_ACCESS_DENIED);
   std::vector<TopEntry> top;
-  EXPECT_EQ(client.classify(h, read_bytes(kCat), 6, &top, nullptr).result, TEEC_ERROR_ACCESS_DENIED);
+  EXPECT_EQ(client.classify(h, read_bytes(kCat), 6, &top, nullptr).result,
+            TEEC_ERROR_ACCESS_DENIED);
   EXPECT_TRUE(client.classify(h, read_bytes(kCat), 5, &top, nullptr).ok());
 }
 
@@ -370,7 +376,8 @@ TEST_F(ReplayTaTest, ClosingTheSessionUnloadsAndScrubs) {
 // A client process killed in the middle of a run: the TA finishes or aborts the run, the
 // session is closed, the pages are scrubbed and the GPU is back with the normal world.
 TEST_F(ReplayTaTest, KilledClientMidReplayIsCleanedUp) {
-  const std::string path = (fs::temp_directory_path() / ("rplayer-ta-" + std::to_string(getpid()) + ".sock")).string();
+  const std::string path =
+      (fs::temp_directory_path() / ("rplayer-ta-" + std::to_string(getpid()) + ".sock")).string();
   SmcServer server(*core);
   std::string err;
   ASSERT_TRUE(server.listen(path, &err)) << err;

@@ -61,13 +61,15 @@ int run_sandboxed(const std::function<int()>& body) {
 
 ::testing::AssertionResult exited_zero(int status) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ::testing::AssertionSuccess();
-  if (WIFEXITED(status)) return ::testing::AssertionFailure() << "exit code " << WEXITSTATUS(status);
+  if (WIFEXITED(status))
+    return ::testing::AssertionFailure() << "exit code " << WEXITSTATUS(status);
   return ::testing::AssertionFailure() << "killed by signal " << WTERMSIG(status);
 }
 
 ::testing::AssertionResult killed_by_sigsys(int status) {
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) return ::testing::AssertionSuccess();
-  if (WIFEXITED(status)) return ::testing::AssertionFailure() << "exited with " << WEXITSTATUS(status);
+  if (WIFEXITED(status))
+    return ::testing::AssertionFailure() << "exited with " << WEXITSTATUS(status);
   return ::testing::AssertionFailure() << "killed by signal " << WTERMSIG(status);
 }
 
@@ -211,7 +213,8 @@ TEST(Sandbox, SmcServerServesInsideTheSandbox) {
     TEEC_UUID u;
     std::memcpy(&u, &test::kToyUuid, sizeof(u));
     uint32_t origin = 0;
-    ASSERT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &origin), TEEC_SUCCESS);
+    ASSERT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &origin),
+              TEEC_SUCCESS);
     TEEC_SharedMemory shm{};
     shm.size = 256 << 10;
     shm.flags = TEEC_MEM_INPUT | TEEC_MEM_OUTPUT;
@@ -223,7 +226,8 @@ TEST(Sandbox, SmcServerServesInsideTheSandbox) {
     ASSERT_EQ(TEEC_InvokeCommand(&s, test::kCmdFill, &op, &origin), TEEC_SUCCESS);
     EXPECT_EQ(static_cast<uint8_t*>(shm.buffer)[shm.size - 1], 0x11 + round);
     std::vector<uint8_t> big(200 << 10, 1);  // bounced through a second memfd
-    op.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
+    op.paramTypes =
+        TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
     op.params[0].tmpref = {big.data(), big.size()};
     ASSERT_EQ(TEEC_InvokeCommand(&s, test::kCmdSum, &op, &origin), TEEC_SUCCESS);
     EXPECT_EQ(op.params[1].value.a, big.size());

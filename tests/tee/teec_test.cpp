@@ -73,7 +73,8 @@ class TeecTest : public ::testing::TestWithParam<Mode> {
     if (GetParam() == Mode::kInproc) register_inproc_core(core_.get());
     if (GetParam() == Mode::kUnixPath) {
       static int counter = 0;
-      path_ = "/tmp/rplayer-teec-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".sock";
+      path_ = "/tmp/rplayer-teec-" + std::to_string(getpid()) + "-" + std::to_string(counter++) +
+              ".sock";
       std::string err;
       ASSERT_TRUE(server_->listen(path_, &err)) << err;
       threads_.emplace_back([this] { server_->run(); });
@@ -144,13 +145,15 @@ class TeecTest : public ::testing::TestWithParam<Mode> {
   void open(TEEC_Context* ctx, TEEC_Session* s) {
     TEEC_UUID u = toy_uuid();
     uint32_t origin = 0;
-    ASSERT_EQ(TEEC_OpenSession(ctx, s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &origin), TEEC_SUCCESS);
+    ASSERT_EQ(TEEC_OpenSession(ctx, s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &origin),
+              TEEC_SUCCESS);
     EXPECT_EQ(origin, TEEC_ORIGIN_TRUSTED_APP);
   }
   // kCmdAdd round trip: proves a session works.
   void expect_add_works(TEEC_Session* s) {
     TEEC_Operation op{};
-    op.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_VALUE_OUTPUT, TEEC_VALUE_INOUT, TEEC_NONE);
+    op.paramTypes =
+        TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_VALUE_OUTPUT, TEEC_VALUE_INOUT, TEEC_NONE);
     op.params[0].value = {7, 6};
     op.params[2].value = {41, 5};
     uint32_t origin = 0;
@@ -204,10 +207,12 @@ TEST_P(TeecTest, OpenSessionErrorsCarryTheirOrigin) {
   TEEC_Operation op{};
   op.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_NONE, TEEC_NONE, TEEC_NONE);
   op.params[0].value.a = 0xDEAD;  // the TA refuses
-  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, &op, &origin), TEEC_ERROR_ACCESS_DENIED);
+  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, &op, &origin),
+            TEEC_ERROR_ACCESS_DENIED);
   EXPECT_EQ(origin, TEEC_ORIGIN_TRUSTED_APP);
 
-  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_USER, nullptr, nullptr, &origin), TEEC_ERROR_NOT_SUPPORTED);
+  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_USER, nullptr, nullptr, &origin),
+            TEEC_ERROR_NOT_SUPPORTED);
   EXPECT_EQ(origin, TEEC_ORIGIN_API);
   EXPECT_EQ(TEEC_OpenSession(&ctx, &s, nullptr, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &origin),
             TEEC_ERROR_BAD_PARAMETERS);
@@ -224,7 +229,8 @@ TEST_P(TeecTest, TempMemrefsInAndOut) {
   const char msg[] = "hello, secure world";
   char out[64] = {};
   TEEC_Operation op{};
-  op.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_TEMP_OUTPUT, TEEC_NONE, TEEC_NONE);
+  op.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_TEMP_OUTPUT, TEEC_NONE, TEEC_NONE);
   op.params[0].tmpref = {const_cast<char*>(msg), sizeof(msg)};
   op.params[1].tmpref = {out, sizeof(out)};
   uint32_t origin = 0;
@@ -272,7 +278,8 @@ TEST_P(TeecTest, LargeTempMemrefsAreCopiedThroughTheBounceBuffer) {
     std::vector<uint8_t> in(size), out(size, 0);
     for (auto& b : in) b = static_cast<uint8_t>(rng());
     TEEC_Operation op{};
-    op.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_TEMP_OUTPUT, TEEC_NONE, TEEC_NONE);
+    op.paramTypes =
+        TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_TEMP_OUTPUT, TEEC_NONE, TEEC_NONE);
     op.params[0].tmpref = {in.data(), in.size()};
     op.params[1].tmpref = {out.data(), out.size()};
     uint32_t origin = 0;
@@ -307,7 +314,8 @@ TEST_P(TeecTest, AllocatedSharedMemoryIsZeroCopy) {
   // The client writes; the TA reads the same pages.
   for (size_t i = 0; i < shm.size; ++i) mem[i] = static_cast<uint8_t>(i * 7);
   TEEC_Operation sum{};
-  sum.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
+  sum.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
   sum.params[0].memref = {&shm, 3000, 1000};
   ASSERT_EQ(TEEC_InvokeCommand(&s, test::kCmdSum, &sum, &origin), TEEC_SUCCESS);
   uint32_t expect = 0;
@@ -332,7 +340,8 @@ TEST_P(TeecTest, AllocatedSharedMemoryIsZeroCopy) {
   // SHORT_BUFFER on a shared-memory output reports the needed size too.
   const char msg[] = "twenty-one bytes long";
   TEEC_Operation echo{};
-  echo.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_PARTIAL_OUTPUT, TEEC_NONE, TEEC_NONE);
+  echo.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_PARTIAL_OUTPUT, TEEC_NONE, TEEC_NONE);
   echo.params[0].tmpref = {const_cast<char*>(msg), sizeof(msg)};
   echo.params[1].memref = {&shm, 4, 0};
   EXPECT_EQ(TEEC_InvokeCommand(&s, test::kCmdEcho, &echo, &origin), TEEC_ERROR_SHORT_BUFFER);
@@ -377,7 +386,8 @@ TEST_P(TeecTest, RegisteredMemoryIsCopiedPerInvocation) {
     for (size_t i = 0; i < size; ++i) ASSERT_EQ(buf[i], (i >= 10 && i < 30) ? 0xCC : 0x33) << i;
 
     TEEC_Operation sum{};
-    sum.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
+    sum.paramTypes =
+        TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
     sum.params[0].memref = {&shm, 30, 0};
     ASSERT_EQ(TEEC_InvokeCommand(&s, test::kCmdSum, &sum, &origin), TEEC_SUCCESS);
     EXPECT_EQ(sum.params[1].value.a, 10u * 0x33 + 20u * 0xCC);
@@ -396,7 +406,8 @@ TEST_P(TeecTest, RegisteredMemoryIsCopiedPerInvocation) {
   shm.flags = TEEC_MEM_INPUT;
   ASSERT_EQ(TEEC_RegisterSharedMemory(&ctx, &shm), TEEC_SUCCESS);
   TEEC_Operation op{};
-  op.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_OUTPUT, TEEC_VALUE_INPUT, TEEC_NONE, TEEC_NONE);
+  op.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_OUTPUT, TEEC_VALUE_INPUT, TEEC_NONE, TEEC_NONE);
   op.params[0].memref = {&shm, 8, 0};
   uint32_t origin = 0;
   EXPECT_EQ(TEEC_InvokeCommand(&s, test::kCmdFill, &op, &origin), TEEC_ERROR_BAD_PARAMETERS);
@@ -426,7 +437,8 @@ TEST_P(TeecTest, MalformedParametersGetClearErrorsAndServingContinues) {
   // A temp memref beyond the core's limit: the TEE refuses.
   std::vector<uint8_t> big(kMemrefLimit + 1);
   TEEC_Operation sum{};
-  sum.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
+  sum.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
   sum.params[0].tmpref = {big.data(), big.size()};
   EXPECT_EQ(TEEC_InvokeCommand(&s, test::kCmdSum, &sum, &origin), TEEC_ERROR_BAD_PARAMETERS);
   EXPECT_EQ(origin, TEEC_ORIGIN_TEE);
@@ -439,7 +451,8 @@ TEST_P(TeecTest, MalformedParametersGetClearErrorsAndServingContinues) {
   sum.params[0].memref = {&shm, 0, 0};
   EXPECT_EQ(TEEC_InvokeCommand(&s, test::kCmdSum, &sum, &origin), TEEC_ERROR_BAD_PARAMETERS);
   EXPECT_EQ(origin, TEEC_ORIGIN_TEE);
-  sum.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
+  sum.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_MEMREF_PARTIAL_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
   sum.params[0].memref = {&shm, kMemrefLimit, kMemrefLimit};  // at the limit: fine
   EXPECT_EQ(TEEC_InvokeCommand(&s, test::kCmdSum, &sum, &origin), TEEC_SUCCESS);
   // Unknown command.
@@ -482,7 +495,8 @@ TEST_P(TeecTest, CoreValidatesWhatTheClientLibraryWouldNotSend) {
   ASSERT_TRUE(t->register_shm(good, &shm).ok());
   close(good);
   const uint32_t sum_types =
-      TEE_PARAM_TYPES(TEE_PARAM_TYPE_MEMREF_INPUT, TEE_PARAM_TYPE_VALUE_OUTPUT, TEE_PARAM_TYPE_NONE, TEE_PARAM_TYPE_NONE);
+      TEE_PARAM_TYPES(TEE_PARAM_TYPE_MEMREF_INPUT, TEE_PARAM_TYPE_VALUE_OUTPUT, TEE_PARAM_TYPE_NONE,
+                      TEE_PARAM_TYPE_NONE);
   auto window = [&](uint32_t id, uint64_t off, uint64_t size) {
     Operation o;
     o.param_types = sum_types;
@@ -535,7 +549,8 @@ TEST_P(TeecTest, AnotherClientsSessionIsDenied) {
   TEEC_Session forged = sa;
   forged.imp.ctx = &b;  // B names A's session id
   TEEC_Operation op{};
-  op.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_VALUE_OUTPUT, TEEC_VALUE_INOUT, TEEC_NONE);
+  op.paramTypes =
+      TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_VALUE_OUTPUT, TEEC_VALUE_INOUT, TEEC_NONE);
   uint32_t origin = 0;
   EXPECT_EQ(TEEC_InvokeCommand(&forged, test::kCmdAdd, &op, &origin), TEEC_ERROR_ACCESS_DENIED);
   EXPECT_EQ(origin, TEEC_ORIGIN_TEE);
@@ -564,7 +579,8 @@ TEST_P(TeecTest, DisconnectClosesOpenSessions) {
   EXPECT_EQ(core_->session_count(), 3u);
   TEEC_FinalizeContext(&ctx);  // sessions left open on purpose
   EXPECT_TRUE(wait_until([&] { return ta_->closes == 3; }));
-  EXPECT_TRUE(wait_until([&] { return core_->session_count() == 0 && core_->client_count() == 0; }));
+  EXPECT_TRUE(
+      wait_until([&] { return core_->session_count() == 0 && core_->client_count() == 0; }));
   TEEC_ReleaseSharedMemory(&shm);  // the context is gone: just unmaps
 }
 
@@ -667,7 +683,9 @@ TEST_P(TeecTest, KilledClientsSessionsAreClosedAfterTheInvocationReturns) {
     TEEC_Session s;
     TEEC_UUID u = toy_uuid();
     if (TEEC_InitializeContext(name.c_str(), &ctx) != TEEC_SUCCESS) _exit(2);
-    if (TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, nullptr) != TEEC_SUCCESS) _exit(3);
+    if (TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, nullptr) !=
+        TEEC_SUCCESS)
+      _exit(3);
     if (write(ready[1], "o", 1) != 1) _exit(4);
     TEEC_Operation op{};
     op.paramTypes = TEEC_PARAM_TYPES(TEEC_VALUE_INPUT, TEEC_NONE, TEEC_NONE, TEEC_NONE);
@@ -718,13 +736,16 @@ TEST_P(TeecTest, InvocationsFromManyClientsAreSerialized) {
       TEEC_Session s;
       TEEC_UUID u = toy_uuid();
       if (TEEC_InitializeContext(name.c_str(), &ctx) != TEEC_SUCCESS) return;
-      if (TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, nullptr) == TEEC_SUCCESS) {
+      if (TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, nullptr) ==
+          TEEC_SUCCESS) {
         std::vector<uint8_t> buf(10000, 1);
         for (int k = 0; k < kCalls; ++k) {
           TEEC_Operation op{};
-          op.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
+          op.paramTypes =
+              TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_VALUE_OUTPUT, TEEC_NONE, TEEC_NONE);
           op.params[0].tmpref = {buf.data(), buf.size()};
-          if (TEEC_InvokeCommand(&s, test::kCmdSum, &op, nullptr) == TEEC_SUCCESS && op.params[1].value.a == 10000)
+          if (TEEC_InvokeCommand(&s, test::kCmdSum, &op, nullptr) == TEEC_SUCCESS &&
+              op.params[1].value.a == 10000)
             ++ok;
         }
         TEEC_CloseSession(&s);
@@ -755,7 +776,8 @@ INSTANTIATE_TEST_SUITE_P(Transports, TeecTest,
 
 TEST(Teec, InitializeContextErrors) {
   TEEC_Context ctx;
-  EXPECT_EQ(TEEC_InitializeContext("/nonexistent/rplayer-tee.sock", &ctx), TEEC_ERROR_ITEM_NOT_FOUND);
+  EXPECT_EQ(TEEC_InitializeContext("/nonexistent/rplayer-tee.sock", &ctx),
+            TEEC_ERROR_ITEM_NOT_FOUND);
   EXPECT_EQ(TEEC_InitializeContext("inproc", &ctx), TEEC_ERROR_ITEM_NOT_FOUND);  // none registered
   EXPECT_EQ(TEEC_InitializeContext("fd:x", &ctx), TEEC_ERROR_BAD_PARAMETERS);
   EXPECT_EQ(TEEC_InitializeContext("fd:999999", &ctx), TEEC_ERROR_BAD_PARAMETERS);
@@ -771,7 +793,8 @@ TEST(Teec, ATeeThatIsGoneIsACommunicationError) {
   TEEC_Session s;
   TEEC_UUID u = toy_uuid();
   uint32_t origin = 0;
-  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &origin), TEEC_ERROR_COMMUNICATION);
+  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &origin),
+            TEEC_ERROR_COMMUNICATION);
   EXPECT_EQ(origin, TEEC_ORIGIN_COMMS);  // and no SIGPIPE
   TEEC_FinalizeContext(&ctx);
 }
@@ -785,7 +808,8 @@ TEST(Teec, NullNameUsesTheRegisteredCore) {
   ASSERT_EQ(TEEC_InitializeContext(nullptr, &ctx), TEEC_SUCCESS);
   TEEC_Session s;
   TEEC_UUID u = toy_uuid();
-  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, nullptr), TEEC_SUCCESS);
+  EXPECT_EQ(TEEC_OpenSession(&ctx, &s, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, nullptr),
+            TEEC_SUCCESS);
   TEEC_FinalizeContext(&ctx);
   register_inproc_core(nullptr);
   EXPECT_EQ(ta->closes, 1);
@@ -828,7 +852,8 @@ TEST(TeeCore, SessionLimitPerClient) {
   uint32_t s = 0;
   EXPECT_TRUE(core.open_session(c, kToyUuid, TEE_LOGIN_PUBLIC, op, &s).ok());
   EXPECT_TRUE(core.open_session(c, kToyUuid, TEE_LOGIN_PUBLIC, op, &s).ok());
-  EXPECT_EQ(core.open_session(c, kToyUuid, TEE_LOGIN_PUBLIC, op, &s).result, TEE_ERROR_OUT_OF_MEMORY);
+  EXPECT_EQ(core.open_session(c, kToyUuid, TEE_LOGIN_PUBLIC, op, &s).result,
+            TEE_ERROR_OUT_OF_MEMORY);
   TeeCore::ClientId other = core.connect();  // the limit is per client
   EXPECT_TRUE(core.open_session(other, kToyUuid, TEE_LOGIN_PUBLIC, op, &s).ok());
   core.disconnect(c);
@@ -837,7 +862,9 @@ TEST(TeeCore, SessionLimitPerClient) {
 
 class ThrowingTa : public ToyTa {
  public:
-  TEE_Result invoke(void*, uint32_t, uint32_t, TEE_Param*) override { throw std::runtime_error("panic"); }
+  TEE_Result invoke(void*, uint32_t, uint32_t, TEE_Param*) override {
+    throw std::runtime_error("panic");
+  }
 };
 
 TEST(TeeCore, AnExceptionFromATaIsTargetDead) {

@@ -12,7 +12,8 @@
 
 namespace rplayer::tee::test {
 
-inline constexpr TEE_UUID kToyUuid = {0x2a6b1c4d, 0x7e10, 0x4f3a, {0x9d, 0x21, 0x5c, 0x8e, 0x01, 0x77, 0xab, 0x3f}};
+inline constexpr TEE_UUID kToyUuid = {
+    0x2a6b1c4d, 0x7e10, 0x4f3a, {0x9d, 0x21, 0x5c, 0x8e, 0x01, 0x77, 0xab, 0x3f}};
 
 enum ToyCmd : uint32_t {
   kCmdAdd = 0,      // VALUE_INPUT (a, b), VALUE_OUTPUT -> (a + b, a * b), VALUE_INOUT a += 1
@@ -37,7 +38,8 @@ class ToyTa : public TrustedApp {
   // Optional param 0: VALUE_INPUT a == 0xDEAD refuses; VALUE_OUTPUT gets the session number.
   TEE_Result open_session(uint32_t types, TEE_Param params[4], void** ctx) override {
     uint32_t t0 = TEE_PARAM_TYPE_GET(types, 0);
-    if (t0 == TEE_PARAM_TYPE_VALUE_INPUT && params[0].value.a == 0xDEAD) return TEE_ERROR_ACCESS_DENIED;
+    if (t0 == TEE_PARAM_TYPE_VALUE_INPUT && params[0].value.a == 0xDEAD)
+      return TEE_ERROR_ACCESS_DENIED;
     int n = ++opens;
     if (t0 == TEE_PARAM_TYPE_VALUE_OUTPUT) params[0].value.a = static_cast<uint32_t>(n);
     *ctx = new Session{n};
@@ -101,7 +103,8 @@ class ToyTa : public TrustedApp {
             types != TEE_PARAM_TYPES(TEE_PARAM_TYPE_MEMREF_INOUT, TEE_PARAM_TYPE_VALUE_INPUT,
                                      TEE_PARAM_TYPE_NONE, TEE_PARAM_TYPE_NONE))
           return TEE_ERROR_BAD_PARAMETERS;
-        if (p[0].memref.size) std::memset(p[0].memref.buffer, static_cast<int>(p[1].value.a), p[0].memref.size);
+        if (p[0].memref.size)
+          std::memset(p[0].memref.buffer, static_cast<int>(p[1].value.a), p[0].memref.size);
         return TEE_SUCCESS;
       case kCmdSum: {
         if (TEE_PARAM_TYPE_GET(types, 1) != TEE_PARAM_TYPE_VALUE_OUTPUT ||
@@ -128,8 +131,8 @@ class ToyTa : public TrustedApp {
       }
       case kCmdInvert: {
         uint32_t t0 = TEE_PARAM_TYPE_GET(types, 0), t1 = TEE_PARAM_TYPE_GET(types, 1);
-        if (t0 != TEE_PARAM_TYPE_MEMREF_INOUT || (t1 != TEE_PARAM_TYPE_NONE && t1 != TEE_PARAM_TYPE_VALUE_INPUT) ||
-            (types >> 8))
+        if (t0 != TEE_PARAM_TYPE_MEMREF_INOUT ||
+            (t1 != TEE_PARAM_TYPE_NONE && t1 != TEE_PARAM_TYPE_VALUE_INPUT) || (types >> 8))
           return TEE_ERROR_BAD_PARAMETERS;
         auto* b = static_cast<uint8_t*>(p[0].memref.buffer);
         for (size_t i = 0; i < p[0].memref.size; ++i) b[i] ^= 0xFF;
