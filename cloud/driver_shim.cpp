@@ -228,6 +228,15 @@ void DriverShim::write(RegBlock b, uint32_t off, uint32_t value) {
   }
 }
 
+void DriverShim::update(RegBlock b, uint32_t off, uint32_t keep, uint32_t set) {
+  if (!opts_.defer) return HwIo::update(b, off, keep, set);  // naive: the read, then the write
+  std::lock_guard lk(link_mu_);
+  ShimOp op = reg_op(ShimOpKind::Update, b, off);
+  op.a = keep;
+  op.b = set;
+  submit(std::move(op), nullptr);  // posted: nothing waits for the value
+}
+
 bool DriverShim::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
                       driver::Micros timeout, uint32_t* last) {
   if (opts_.poll_offload) {

@@ -96,9 +96,11 @@ class DriverShim final : public driver::HwIo {
   hw::MemoryWindow memory() override { return mem_; }
   uint32_t read(hw::RegBlock b, uint32_t off, driver::ReadUse use) override;
   void write(hw::RegBlock b, uint32_t off, uint32_t value) override;
+  void update(hw::RegBlock b, uint32_t off, uint32_t keep, uint32_t set) override;
   bool poll(hw::RegBlock b, uint32_t off, uint32_t mask, uint32_t value, driver::Micros timeout,
             uint32_t* last) override;
   bool wait_irq(int line, driver::Micros timeout) override;
+  bool lost() override { return failed(); }
   void on_sync_point(driver::SyncPoint p, uint64_t seqno) override;
   void on_bo_mapped(const driver::BoInfo& info) override;
   void on_bo_unmapped(const driver::BoInfo& info) override;

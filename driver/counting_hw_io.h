@@ -33,6 +33,11 @@ class CountingHwIo final : public HwIo {
     if (b != RegBlock::Mbox) ++writes_;
     inner_.write(b, off, v);
   }
+  bool lost() override { return inner_.lost(); }
+  void update(RegBlock b, uint32_t off, uint32_t keep, uint32_t set) override {
+    if (b != RegBlock::Mbox) ++reads_, ++writes_;
+    inner_.update(b, off, keep, set);
+  }
   bool poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value, Micros timeout,
             uint32_t* last) override {
     if (b != RegBlock::Mbox) ++polls_;

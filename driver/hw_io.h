@@ -79,12 +79,21 @@ class HwIo {
 
   virtual uint32_t read(RegBlock b, uint32_t off, ReadUse use = ReadUse::Control) = 0;
   virtual void write(RegBlock b, uint32_t off, uint32_t value) = 0;
+  // reg := (reg & keep) | set, the value read used for nothing else (a remote shim posts it
+  // as one operation instead of waiting for the read).
+  virtual void update(RegBlock b, uint32_t off, uint32_t keep, uint32_t set) {
+    write(b, off, (read(b, off, ReadUse::Control) & keep) | set);
+  }
   // Polls until (reg & mask) == value, sleeping 10 us doubling to 1 ms between reads
   // (Linux wait_for), for at most `timeout`. Returns whether it matched; *last gets
   // the last value read.
   virtual bool poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value, Micros timeout,
                     uint32_t* last = nullptr) = 0;
   virtual bool wait_irq(int line, Micros timeout) = 0;
+
+  // True once the hardware is gone for good (a remote shim whose link died): the driver
+  // fails jobs at once instead of waiting out its hang timer.
+  virtual bool lost() { return false; }
 
   // Notifications (no effect on the hardware).
   virtual void on_sync_point(SyncPoint, uint64_t /*job seqno*/) {}

@@ -20,8 +20,15 @@ int V3dDriver::create_bo(CreateBo& args) {
   const uint32_t npages = size / PAGE_SIZE;
   auto bo = std::make_unique<Bo>();
   {
-    std::lock_guard lk(bo_mu_);
+    std::unique_lock lk(bo_mu_);
     auto pages = pages_->alloc(npages);
+    if (!pages && !freed_pages_.empty()) {
+      // Pages of freed buffers wait for the next job's MMU flush: flush now instead.
+      lk.unlock();
+      publish_page_table();
+      lk.lock();
+      pages = pages_->alloc(npages);
+    }
     if (!pages) return fail(-ENOMEM, "create_bo: out of GPU memory for '" + args.label + "'");
     auto va = vas_->alloc(size);
     if (!va) {
@@ -72,19 +79,11 @@ int V3dDriver::create_bo(CreateBo& args) {
     for (uint32_t i = 0; i < npages; ++i)
       pt_[(bo->info.gpu_va >> PAGE_SHIFT) + i] = flags | uint32_t(bo->pages[i] >> PAGE_SHIFT);
   }
-  if (!flush_mmu()) {
-    // Undo everything: the PTEs first (the next successful flush, which every later
-    // buffer's creation needs before its first use, publishes them cleared), then the
-    // CPU mapping, the pages and the VA range. Nothing references this range yet.
-    {
-      std::lock_guard lk(bo_mu_);
-      for (uint32_t i = 0; i < npages; ++i) pt_[(bo->info.gpu_va >> PAGE_SHIFT) + i] = 0;
-    }
-    munmap(bo->cpu, size);
+  // Nothing the GPU runs can use the new range before the next job, which publishes the
+  // page table first (run_job): one MMU flush per job instead of one per buffer.
+  {
     std::lock_guard lk(bo_mu_);
-    pages_->free(bo->pages);
-    vas_->free(bo->info.gpu_va, size);
-    return fail(-ETIMEDOUT, "create_bo: MMU flush timed out for '" + args.label + "'");
+    pt_dirty_ = true;
   }
   io_.on_bo_mapped(bo->info);
   args.handle = bo->info.handle;
@@ -128,15 +127,42 @@ int V3dDriver::free_bo(uint32_t handle) {
     bos_.erase(it);
     for (uint32_t i = 0; i < bo->info.num_pages; ++i) pt_[(bo->info.gpu_va >> PAGE_SHIFT) + i] = 0;
   }
-  const bool flushed = flush_mmu();
   io_.on_bo_unmapped(bo->info);
   munmap(bo->cpu, bo->info.size);
+  // A job running now may still hold TLB entries for these pages: they go back to the
+  // allocator only after the MMU flush that the next job starts with (run_job), so nobody
+  // reuses them before no translation to them is left. The VA range is free at once: the
+  // same flush comes before any job that could use it again.
+  std::lock_guard lk(bo_mu_);
+  pt_dirty_ = true;
+  freed_pages_.insert(freed_pages_.end(), bo->pages.begin(), bo->pages.end());
+  vas_->free(bo->info.gpu_va, bo->info.size);
+  return 0;
+}
+
+void V3dDriver::release_freed_pages(std::vector<uint64_t>* pages) {
+  if (pages->empty()) return;
+  std::lock_guard lk(bo_mu_);
+  pages_->free(*pages);
+  pages->clear();
+}
+
+bool V3dDriver::publish_page_table() {
+  std::vector<uint64_t> freed;
   {
     std::lock_guard lk(bo_mu_);
-    pages_->free(bo->pages);
-    vas_->free(bo->info.gpu_va, bo->info.size);
+    if (!pt_dirty_) return true;
+    pt_dirty_ = false;
+    freed.swap(freed_pages_);  // cleared before the flush below: safe to reuse after it
   }
-  return flushed ? 0 : fail(-ETIMEDOUT, "free_bo: MMU flush timed out");
+  if (!flush_mmu()) {
+    std::lock_guard lk(bo_mu_);
+    pt_dirty_ = true;  // still unpublished; the pages wait for the next flush
+    freed_pages_.insert(freed_pages_.end(), freed.begin(), freed.end());
+    return false;
+  }
+  release_freed_pages(&freed);
+  return true;
 }
 
 int V3dDriver::wait_bo(uint32_t handle, Micros timeout) {
@@ -168,7 +194,7 @@ bool V3dDriver::flush_mmu_hw() {
     io_.write(RegBlock::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSH | MMUC_CONTROL_ENABLE);
     ok = io_.poll(RegBlock::Hub, MMUC_CONTROL, MMUC_CONTROL_FLUSHING, 0, opts_.poll_timeout);
     if (ok) {
-      io_.write(RegBlock::Hub, MMU_CTL, io_.read(RegBlock::Hub, MMU_CTL) | MMU_CTL_TLB_CLEAR);
+      io_.update(RegBlock::Hub, MMU_CTL, ~0u, MMU_CTL_TLB_CLEAR);  // read-modify-write
       ok = io_.poll(RegBlock::Hub, MMU_CTL, MMU_CTL_TLB_CLEARING, 0, opts_.poll_timeout);
     }
   }

@@ -111,6 +111,8 @@ class V3dDriver {
   bool reset_sms();
   bool init_hw_state();  // MMU, caches range, interrupt masks (after probe, reset, resume)
   bool flush_mmu();      // for BO changes: flush_mmu_hw, skipped while the GPU is away
+  bool publish_page_table();  // before a job: flush if entries changed, release freed pages
+  void release_freed_pages(std::vector<uint64_t>* pages);
   bool flush_mmu_hw();   // MMUC flush then TLB clear, each polled
   void reset_gpu();
   void invalidate_caches();
@@ -167,6 +169,10 @@ class V3dDriver {
   bool csd_done_ = false;
   bool csd_error_ = false;
   uint64_t running_seqno_ = 0;
+  // Page-table entries changed since the last MMU flush (bo_mu_): the next job flushes
+  // first; pages of buffers freed since then are released after that flush.
+  bool pt_dirty_ = false;
+  std::vector<uint64_t> freed_pages_;
   uint64_t started_seqno_ = 0;  // the job last handed to the hardware
   uint32_t csd_completed_ = 0;  // jobs the hardware completed since reset (scheduler thread)
   std::vector<JobFault> faults_;

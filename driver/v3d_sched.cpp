@@ -77,6 +77,20 @@ bool V3dDriver::clean_caches() {
 }
 
 void V3dDriver::run_job(const Job& job) {
+  // Buffers created or freed since the last job: publish the page table (v3d_mmu_flush_all).
+  const bool lost = io_.lost();
+  if (lost || !publish_page_table()) {
+    if (!lost) reset_gpu();
+    std::lock_guard lk(job_mu_);
+    completed_seqno_ = job.seqno;
+    running_seqno_ = 0;
+    job_errors_[job.seqno] =
+        lost ? JobError{-ENODEV, "the GPU is gone (its link failed)"}
+             : JobError{-ETIMEDOUT, "MMU flush before the job timed out; GPU reset"};
+    ++stats_.jobs_failed;
+    done_cv_.notify_all();
+    return;
+  }
   // The CPU is done writing what this job reads: a recorder snapshots memory here, and
   // everything from the cache invalidation on is the job's own hardware sequence.
   io_.on_sync_point(SyncPoint::BeforeJob, job.seqno);
@@ -106,6 +120,10 @@ void V3dDriver::run_job(const Job& job) {
         break;
       }
     }
+    if (io_.lost()) {
+      err = -ENODEV;
+      break;
+    }
     // A completed count one past ours with nothing current: the job finished and its
     // interrupt was lost. Finish it instead of resetting a healthy GPU.
     // Progress checks depend on timing and on the GPU's history, not on the job: they are
@@ -131,7 +149,9 @@ void V3dDriver::run_job(const Job& job) {
     err = -ETIMEDOUT;
     break;
   }
-  if (err) {
+  if (err == -ENODEV) {
+    why = "the GPU is gone (its link failed)";
+  } else if (err) {
     {
       std::lock_guard lk(job_mu_);
       JobFault f;

@@ -112,6 +112,15 @@ void Recorder::write(RegBlock b, uint32_t off, uint32_t v) {
   }
 }
 
+void Recorder::update(RegBlock b, uint32_t off, uint32_t keep, uint32_t set) {
+  {
+    std::lock_guard lk(mu_);
+    // Outside a job nothing is recorded: the hardware below may do it as one operation.
+    if (!in_job_ || b == RegBlock::Mbox) return inner_.update(b, off, keep, set);
+  }
+  HwIo::update(b, off, keep, set);  // recorded as the read and the write it is
+}
+
 bool Recorder::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
                     driver::Micros timeout, uint32_t* last) {
   if (b == RegBlock::Mbox) return inner_.poll(b, off, mask, value, timeout, last);

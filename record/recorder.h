@@ -74,6 +74,8 @@ class Recorder final : public driver::HwIo {
   hw::MemoryWindow memory() override { return inner_.memory(); }
   uint32_t read(driver::RegBlock b, uint32_t off, driver::ReadUse use) override;
   void write(driver::RegBlock b, uint32_t off, uint32_t v) override;
+  void update(driver::RegBlock b, uint32_t off, uint32_t keep, uint32_t set) override;
+  bool lost() override { return inner_.lost(); }
   bool poll(driver::RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
             driver::Micros timeout, uint32_t* last) override;
   bool wait_irq(int line, driver::Micros timeout) override;
