@@ -113,6 +113,8 @@ std::string serve_session(int fd, const CloudServerConfig& cfg) {
       link::read_frame(fd, kMaxSealed, t, &sealed) != link::FrameResult::Ok ||
       ch.open(sealed, &ack, &final) != link::ChannelError::Ok || !final)
     return fail(fd, "the device did not acknowledge the end of the session", t);
+  link::DeviceStats device;
+  link::decode_device_stats(ack, &device);  // its account; zeros if it gave none
 
   RecordResult res;
   res.ok = true;
@@ -129,12 +131,15 @@ std::string serve_session(int fd, const CloudServerConfig& cfg) {
                       {"rt_waits", l.rt_waits},
                       {"rt_posts", l.rt_posts},
                       {"ops", l.ops},
-                      {"frame_bytes_up", l.bytes_up},
-                      {"frame_bytes_down", l.bytes_down},
-                      {"bytes_up", transport.bytes_up},
-                      {"bytes_down", transport.bytes_down},
+                      // The device's view: down = cloud to device, up = device to cloud.
+                      {"frame_bytes_down", l.bytes_up},
+                      {"frame_bytes_up", l.bytes_down},
+                      {"bytes_down", transport.bytes_up},
+                      {"bytes_up", transport.bytes_down},
                       {"pages", l.pages},
-                      {"device_wait_us", l.device_wait_us}};
+                      {"device_wait_us", l.device_wait_us},
+                      {"device_ms", device.busy_us / 1000.0},
+                      {"device_frames", device.frames}};
   res.stats_json = j.dump();
   send_result(fd, res, t);
   return "recorded " + req.model.info.name + " (" + std::string(record_mode_name(req.mode)) +

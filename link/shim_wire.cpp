@@ -119,6 +119,20 @@ bool decode_hello(std::span<const uint8_t> in, ShimHello* h) {
   return h->irq_lines > 0 && (h->blocks >> 4) == 0 && h->pool_bytes % kShimPage == 0;
 }
 
+std::vector<uint8_t> encode_device_stats(const DeviceStats& s) {
+  std::vector<uint8_t> out;
+  for (uint64_t v : {s.frames, s.ops, s.pages, s.wait_us, s.busy_us}) put64(&out, v);
+  return out;
+}
+
+bool decode_device_stats(std::span<const uint8_t> in, DeviceStats* s) {
+  if (in.size() != 5 * 8) return false;
+  uint64_t v[5];
+  for (int i = 0; i < 5; ++i) v[i] = get32le(&in[8 * i]) | uint64_t(get32le(&in[8 * i + 4])) << 32;
+  *s = {v[0], v[1], v[2], v[3], v[4]};
+  return true;
+}
+
 const char* shim_refusal_name(ShimRefusal r) {
   switch (r) {
     case ShimRefusal::None:

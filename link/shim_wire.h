@@ -128,6 +128,14 @@ inline constexpr size_t kShimHelloBytes = 4 * 4 + 3 * 4 + 1 + 1 + 8 + 8;
 void encode_hello(const ShimHello& h, uint8_t out[kShimHelloBytes]);
 bool decode_hello(std::span<const uint8_t> in, ShimHello* h);
 
+// The device's account of a session, in its acknowledgement of the cloud's final message:
+// frames, operations and pages applied, microseconds waiting for interrupts and in all.
+struct DeviceStats {
+  uint64_t frames = 0, ops = 0, pages = 0, wait_us = 0, busy_us = 0;
+};
+std::vector<uint8_t> encode_device_stats(const DeviceStats& s);
+bool decode_device_stats(std::span<const uint8_t> in, DeviceStats* s);
+
 // Bytes an op takes on the wire (what a DriverShim counts before sending).
 size_t encoded_size(const ShimOp& op);
 

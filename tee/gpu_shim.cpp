@@ -196,6 +196,11 @@ GpuShim::Step GpuShim::resume(std::vector<uint8_t>* reply) {
 
 GpuShim::Step GpuShim::run(std::vector<uint8_t>* reply) {
   const Clock::time_point slice_start = Clock::now();
+  struct Busy {  // the device's time on this call, whichever way it ends
+    GpuShimStats& st;
+    Clock::time_point t0;
+    ~Busy() { st.busy_us += micros_since(t0); }
+  } busy{stats_, slice_start};
   while (next_op_ < ops_.size()) {
     std::string why;
     bool pending = false;

@@ -45,6 +45,7 @@ struct GpuShimConfig {
 struct GpuShimStats {
   uint64_t frames = 0, ops = 0, writes = 0, reads = 0, polls = 0, waits = 0, pages = 0;
   uint64_t wait_us = 0;  // device time spent in interrupt waits
+  uint64_t busy_us = 0;  // device time spent applying frames (waits included)
 };
 
 class GpuShim {

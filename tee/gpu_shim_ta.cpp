@@ -155,9 +155,13 @@ TEE_Result GpuShimTa::exchange(Session* s, uint32_t types, TEE_Param* p) {
     if (const link::ChannelError e = channel_->open(in, &plain_, &final); e != link::ChannelError::Ok)
       return fail(TEE_ERROR_SECURITY, link::channel_error_name(e));
     if (final) {
-      // The cloud is done (its recording complete): acknowledge, then let the GPU go.
+      // The cloud is done (its recording complete): acknowledge with the device's own
+      // account of the session (link::encode_device_stats), then let the GPU go.
       p[2].value.b = 1;
-      if (channel_->seal({}, &sealed_, true) != link::ChannelError::Ok)
+      const GpuShimStats& st = shim_.stats();
+      const std::vector<uint8_t> account =
+          link::encode_device_stats({st.frames, st.ops, st.pages, st.wait_us, st.busy_us});
+      if (channel_->seal(account, &sealed_, true) != link::ChannelError::Ok)
         return fail(TEE_ERROR_GENERIC, "sealing the acknowledgement failed");
       if (p[1].memref.size < sealed_.size()) return fail(TEE_ERROR_SHORT_BUFFER, "reply buffer");
       std::memcpy(p[1].memref.buffer, sealed_.data(), sealed_.size());
