@@ -13,7 +13,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmo
 FUZZ_APT_PACKAGES := clang-14 libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps fuzz-deps configure build test test-sanitize fuzz-build fuzz fuzz-smoke demo bench clean
+.PHONY: all deps fuzz-deps configure build test test-sanitize fuzz-build fuzz fuzz-smoke demo demo-cloud bench clean
 
 all: build
 
@@ -78,6 +78,13 @@ demo: build
 	./$(BUILD)/rplayer record --model squeezenet -o $(BUILD)/squeezenet.rec
 	./$(BUILD)/rplayer verify $(BUILD)/squeezenet.rec
 	./$(BUILD)/rplayer classify --tee --recording $(BUILD)/squeezenet.rec --tee-dir $(BUILD)/tee-run $(DEMO_IMAGE)
+
+# Cloud recording on one machine (scripts/demo_cloud.sh): rplayer-cloud serves, a relay adds
+# 20 ms of round-trip time, the device records SqueezeNet through it with its TEE driving
+# its GPU, then classifies cat.jpg in the TEE with that recording and its own weights.
+demo-cloud: build
+	@test -f $(RPLAYER_KEYS)/signing.key -a -f $(RPLAYER_KEYS)/device.key || ./$(BUILD)/rplayer keygen
+	BUILD=$(BUILD) DEMO_IMAGE=$(DEMO_IMAGE) scripts/demo_cloud.sh
 
 bench: build
 	./$(BUILD)/bench/qpu_bench --benchmark_format=json

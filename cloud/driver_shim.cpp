@@ -21,6 +21,9 @@ using namespace rplayer::v3d;
 namespace {
 constexpr uint64_t kPage = link::kShimPage;
 constexpr uint64_t kTableBytes = 4u << 20;
+// A frame carries at most this much: more goes out as its own posted frame first (the TA's
+// memory references and the channel's messages are bounded; 8 MiB is well inside both).
+constexpr size_t kMaxFrameBytes = 8u << 20;
 
 uint64_t zero_page_hash() {
   static const uint64_t h = [] {
@@ -88,6 +91,7 @@ void DriverShim::fail_locked(std::string why) {
     error_ = std::move(why);
   }
   queue_.clear();
+  queued_bytes_ = 0;
   job_cv_.notify_all();
 }
 
@@ -96,6 +100,7 @@ bool DriverShim::flush_locked(link::ShimResult* result, link::ShimResult* prefet
   if (queue_.empty()) return true;
   status_valid_ = false;  // anything on the link may change what a prefetch saw
   const size_t wanted = (result ? 1 : 0) + (prefetched ? 1 : 0);
+  queued_bytes_ = 0;
   link::encode_request(seq_, queue_, &frame_);
   const size_t blocking = queue_.size() - (prefetched ? 2 : 1);
   switch (result ? queue_[blocking].kind : ShimOpKind::Write) {
@@ -161,7 +166,10 @@ void DriverShim::queue_page_if_changed(uint64_t pa) {
   sent_hash_[pa] = h;
   ShimOp op = link::page_op(pa, bytes, opts_.compress_pages);
   ++counts_.pages;
-  counts_.page_bytes += link::encoded_size(op);
+  const size_t size = link::encoded_size(op);
+  counts_.page_bytes += size;
+  if (queued_bytes_ + size > kMaxFrameBytes) flush_locked(nullptr);
+  queued_bytes_ += size;
   queue_.push_back(std::move(op));
 }
 

@@ -133,6 +133,7 @@ class DriverShim final : public driver::HwIo {
 
   mutable std::mutex link_mu_;  // the ordered queue and the link
   std::vector<link::ShimOp> queue_;
+  size_t queued_bytes_ = 0;  // page payload in queue_
   uint32_t seq_ = 0;
   std::unordered_map<uint64_t, uint64_t> sent_hash_;  // PA -> hash of what the device has
   uint64_t table_pa_ = 0;

@@ -21,9 +21,12 @@
 #include "driver/v3d_driver.h"
 #include "fuzz/sealed_payload.h"
 #include "hw/isa/assembler.h"
+#include "hw/sku.h"
 #include "hw/soc.h"
 #include "hw/soc_wire.h"
+#include "hw/v3d_regs.h"
 #include "keyring/keys.h"
+#include "link/shim_wire.h"
 #include "nn/image.h"
 #include "record/encoder.h"
 #include "record/recorder.h"
@@ -337,6 +340,69 @@ void image_seeds(const fs::path& dir, const fs::path& shared) {
 
 }  // namespace
 
+// GPUShim sessions (fuzz_shim.cpp's input: a SKU byte, then u16-length-prefixed request
+// frames): a driver's MMU setup, a page-table page mapping pool pages, and a job running
+// through them; and the same with a foreign entry.
+void shim_seeds(const fs::path& dir) {
+  using link::ShimOp;
+  using link::ShimOpKind;
+  hw::SocConfig c;  // as fuzz_shim.cpp's Target::config
+  c.normal_bytes = 16ull << 20;
+  c.secure_bytes = 8ull << 20;
+  uint64_t pool = 0;
+  {
+    hw::ModeledSoc soc(c);
+    pool = soc.memory().secure_base();
+  }
+  const uint64_t table = pool + (1u << 20), scratch = table + (4u << 20);
+  auto w = [](hw::RegBlock b, uint32_t off, uint32_t v) {
+    ShimOp op;
+    op.kind = ShimOpKind::Write, op.block = uint8_t(b), op.offset = off, op.a = v;
+    return op;
+  };
+  auto pte = [](uint64_t pa) { return uint32_t(pa >> 12) | v3d::PTE_VALID | v3d::PTE_WRITEABLE; };
+  for (int sku = 0; sku < 2; ++sku) {
+    const hw::Sku& s = *hw::find_sku(sku ? "v3d-4.2" : "v3d-7.1");
+    for (bool foreign : {false, true}) {
+      std::vector<ShimOp> setup = {
+          w(hw::RegBlock::Hub, v3d::MMU_PT_PA_BASE, uint32_t(table >> 12)),
+          w(hw::RegBlock::Hub, v3d::MMU_ILLEGAL_ADDR,
+            uint32_t(scratch >> 12) | v3d::MMU_ILLEGAL_ADDR_ENABLE),
+          w(hw::RegBlock::Hub, v3d::MMU_CTL,
+            v3d::MMU_CTL_ENABLE | v3d::MMU_CTL_PT_INVALID_ENABLE | v3d::MMU_CTL_PT_INVALID_ABORT)};
+      std::vector<uint32_t> ptes(1024, 0);
+      ptes[16] = pte(foreign ? 0x200000 : pool + 64 * 4096);
+      ptes[17] = pte(pool + 65 * 4096);
+      std::vector<ShimOp> job = {
+          link::page_op(table, reinterpret_cast<uint8_t*>(ptes.data()), true)};
+      const uint32_t c0 = s.csd_queued_cfg0;
+      for (auto [off, v] :
+           std::vector<std::pair<uint32_t, uint32_t>>{{c0 + 4, 1u << 16},
+                                                      {c0 + 8, 1u << 16},
+                                                      {c0 + 12, 16},
+                                                      {c0 + 16, s.csd_cfg4_minus_one ? 0u : 1u},
+                                                      {c0 + 20, 16 * 4096},
+                                                      {c0 + 24, 17 * 4096},
+                                                      {c0, 1u << 16}})
+        job.push_back(w(hw::RegBlock::Core0, off, v));
+      ShimOp wait;
+      wait.kind = ShimOpKind::Wait, wait.block = uint8_t(s.num_irq_lines - 1),
+      wait.timeout_us = 10000;
+      job.push_back(wait);
+      Bytes seed = {uint8_t(sku)};
+      uint32_t seq = 0;
+      for (const auto& ops : {setup, job}) {
+        Bytes frame;
+        link::encode_request(seq++, ops, &frame);
+        seed.push_back(uint8_t(frame.size())), seed.push_back(uint8_t(frame.size() >> 8));
+        seed.insert(seed.end(), frame.begin(), frame.end());
+      }
+      write(dir, std::string("session-") + (sku ? "v42" : "v71") + (foreign ? "-foreign" : ""),
+            seed);
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s OUT_DIR SHARED_DIR [RECORDING.rec ...]\n", argv[0]);
@@ -381,6 +447,7 @@ int main(int argc, char** argv) {
     ncnn_seeds(out / "ncnn", shared);
     onnx_seeds(out / "onnx", shared);
     image_seeds(out / "image", shared);
+    shim_seeds(out / "shim");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_seeds: %s\n", e.what());
     return 1;

@@ -21,7 +21,7 @@ SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 B=${FUZZ_BUILD:-build-fuzz}
 RPLAYER=${RPLAYER:-build/rplayer}
 SHARED=${SHARED:-../shared}
-ALL_TARGETS="decode replay smc soc_wire ncnn onnx image"
+ALL_TARGETS="decode replay smc soc_wire ncnn onnx image shim"
 TARGETS=${*:-$ALL_TARGETS}
 
 # ---- seeds ------------------------------------------------------------------------------

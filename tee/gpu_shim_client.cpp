@@ -5,7 +5,7 @@
 namespace rplayer::tee {
 
 namespace {
-constexpr size_t kMaxReply = 64u << 20;  // the TA's largest sealed reply (ShimLimits)
+constexpr size_t kMaxReply = 1u << 20;  // a sealed reply: results and refusals, never pages
 }
 
 TeeStatus GpuShimClient::open(const std::string& tee) {

@@ -41,15 +41,15 @@ int keygen(const std::string& dir_arg, bool force) {
   const fs::path secret = dir / "signing.key";
   if (fs::exists(secret) && !force) {
     std::printf("%s exists (use --force to replace it)\n", secret.c_str());
-    return 0;
+  } else {
+    fs::create_directories(dir / "trusted");
+    const keyring::KeyPair kp = keyring::generate_keypair();
+    keyring::save_secret_key(secret, kp);
+    const fs::path pub = dir / "trusted" / (keyring::key_id_hex(kp.public_key) + ".pub");
+    keyring::save_public_key(pub, kp.public_key);
+    std::printf("signing key %s\npublic key  %s (key id %s)\n", secret.c_str(), pub.c_str(),
+                keyring::key_id_hex(kp.public_key).c_str());
   }
-  fs::create_directories(dir / "trusted");
-  const keyring::KeyPair kp = keyring::generate_keypair();
-  keyring::save_secret_key(secret, kp);
-  const fs::path pub = dir / "trusted" / (keyring::key_id_hex(kp.public_key) + ".pub");
-  keyring::save_public_key(pub, kp.public_key);
-  std::printf("signing key %s\npublic key  %s (key id %s)\n", secret.c_str(), pub.c_str(),
-              keyring::key_id_hex(kp.public_key).c_str());
   // The device's identity towards a recording cloud (provisioned into its TEE), and the
   // cloud's list of devices it records for (devices/: here, this one).
   const fs::path device = dir / "device.key";

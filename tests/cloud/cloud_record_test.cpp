@@ -247,6 +247,14 @@ TEST_P(CloudRecordModes, DeferralPollOffloadAndMetaOnlyCutRoundTripsAndBytes) {
   EXPECT_GE(counts[0].round_trips, 3 * counts[2].round_trips);
   EXPECT_LT(counts[1].round_trips, counts[0].round_trips);
   EXPECT_GE(counts[0].bytes_up, 20 * counts[2].bytes_up);
+  // Full mode is deterministic: per job an interrupt wait (its status with it), the two
+  // cache-clean polls and the fault check; per batch of new buffers one flush (two polls).
+  // Measured 2026-12-07: mnist 39 round trips, 7,260 bytes to the device; squeezenet 179,
+  // 55,101. A change to the driver or the runtime that adds any shows here.
+  const bool mnist = GetParam() == "mnist";
+  EXPECT_LE(counts[2].round_trips, mnist ? 39u : 179u);
+  EXPECT_LE(counts[2].bytes_up, mnist ? 8'000u : 60'000u);
+  EXPECT_EQ(counts[2].rt_reads, 0u) << "every status read rides on its interrupt";
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, CloudRecordModes, testing::Values("mnist", "squeezenet"));

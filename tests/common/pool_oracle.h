@@ -2,6 +2,8 @@
 // (the pool lent to a session), or a job started with the MMU off, is an escape.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -12,7 +14,9 @@ namespace rplayer::test {
 
 class PoolOracle final : public hw::BusTap {
  public:
-  PoolOracle(hw::V3dGpu& gpu, uint64_t lo, uint64_t bytes) : gpu_(gpu), lo_(lo), hi_(lo + bytes) {
+  // abort_on_escape (fuzzing): the first escape aborts the process.
+  PoolOracle(hw::V3dGpu& gpu, uint64_t lo, uint64_t bytes, bool abort_on_escape = false)
+      : gpu_(gpu), lo_(lo), hi_(lo + bytes), abort_(abort_on_escape) {
     gpu_.set_tap(this);
   }
   ~PoolOracle() override { gpu_.set_tap(nullptr); }
@@ -23,6 +27,10 @@ class PoolOracle final : public hw::BusTap {
     if ((e.kind == K::DmaRead || e.kind == K::DmaWrite) && (e.pa < lo_ || e.pa + e.bytes > hi_))
       ++escapes_, what_ = "DMA at PA " + std::to_string(e.pa);
     if (e.kind == K::JobStart) ++jobs_;
+    if (abort_ && escapes_) {
+      std::fprintf(stderr, "ESCAPE: %s\n", what_.c_str());
+      std::abort();
+    }
   }
   uint64_t escapes() const {
     std::lock_guard lk(mu_);
@@ -40,6 +48,7 @@ class PoolOracle final : public hw::BusTap {
  private:
   hw::V3dGpu& gpu_;
   uint64_t lo_, hi_;
+  bool abort_ = false;
   mutable std::mutex mu_;
   uint64_t escapes_ = 0, jobs_ = 0;
   std::string what_;
