@@ -1,4 +1,4 @@
-// Target 3: the TEE's SMC wire (tee/core/smc_wire.h) as rplayer-tee serves it: framing,
+// Target 3: the TEE's SMC wire (tee/smc_wire.h) as rplayer-tee serves it: framing,
 // parameter decoding, the TEE core's validation (sessions, shared memory, types, sizes)
 // and a TA behind it.
 //
@@ -10,10 +10,10 @@
 //          message's body get past the checks of its envelope
 // Every message must get exactly one reply with the request's op and a sane length.
 // The TA is tests/tee/toy_ta.h without its blocking and pointer-keeping commands.
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <poll.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "tee/core/smc_server.h"
-#include "tee/core/smc_wire.h"
 #include "tee/core/tee_core.h"
+#include "tee/smc_wire.h"
 #include "tests/tee/toy_ta.h"
 
 using namespace rplayer;

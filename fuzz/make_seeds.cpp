@@ -32,7 +32,7 @@
 #include "record/recorder.h"
 #include "replay/decoder.h"
 #include "replay/verifier.h"
-#include "tee/core/smc_wire.h"
+#include "tee/smc_wire.h"
 #include "tests/tee/toy_ta.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
