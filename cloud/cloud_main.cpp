@@ -2,13 +2,14 @@
 // and the recorder but no GPU and no GPU model (it does not link one): every register
 // access goes to a device's TA through the client that connected. One session per
 // connection, each on its own thread, at most --max-sessions at once.
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <thread>
-#include <unistd.h>
-#include <sys/socket.h>
 
 #include "cloud/cloud_server.h"
 #include "keyring/key_paths.h"
@@ -35,7 +36,8 @@ int main(int argc, char** argv) {
                  "public keys of the devices this cloud records for (a .pub file or a "
                  "directory; default: <keys>/devices)");
   app.add_option("--max-sessions", max_sessions, "sessions at once")->check(CLI::Range(1, 64));
-  app.add_option("--timeout", timeout_s, "seconds a silent client may take")->check(CLI::Range(1, 3600));
+  app.add_option("--timeout", timeout_s, "seconds a silent client may take")
+      ->check(CLI::Range(1, 3600));
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
 

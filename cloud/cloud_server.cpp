@@ -62,14 +62,14 @@ std::string serve_session(int fd, const CloudServerConfig& cfg) {
   const int t = cfg.io_timeout_ms;
   std::vector<uint8_t> msg;
   link::FrameResult fr = link::read_frame(fd, kMaxRequestBytes, t, &msg);
-  if (fr != link::FrameResult::Ok)
-    return std::string("no request: ") + link::frame_result_name(fr);
+  if (fr != link::FrameResult::Ok) return std::string("no request: ") + link::frame_result_name(fr);
   RecordRequest req;
   std::string why;
   if (!decode_request(msg, &req, &why)) return fail(fd, "request: " + why, t);
   if (std::find(cfg.trusted_devices.begin(), cfg.trusted_devices.end(), req.device_key) ==
       cfg.trusted_devices.end())
-    return fail(fd, "device key " + keyring::key_id_hex(req.device_key) + " is not trusted here", t);
+    return fail(fd, "device key " + keyring::key_id_hex(req.device_key) + " is not trusted here",
+                t);
 
   link::KxKeyPair own;
   uint8_t device_kx[link::kKeyBytes];
@@ -86,8 +86,8 @@ std::string serve_session(int fd, const CloudServerConfig& cfg) {
   fr = link::read_frame(fd, 64 * 1024, t, &msg);
   if (fr != link::FrameResult::Ok) return std::string("no connect: ") + link::frame_result_name(fr);
   if (msg.size() < 4) return fail(fd, "malformed connect", t);
-  const uint32_t n = uint32_t(msg[0]) | uint32_t(msg[1]) << 8 | uint32_t(msg[2]) << 16 |
-                     uint32_t(msg[3]) << 24;
+  const uint32_t n =
+      uint32_t(msg[0]) | uint32_t(msg[1]) << 8 | uint32_t(msg[2]) << 16 | uint32_t(msg[3]) << 24;
   if (n > msg.size() - 4) return fail(fd, "malformed connect", t);
   const std::span<const uint8_t> all(msg);
   if (const link::ChannelError e = ch.finish(all.subspan(4, n)); e != link::ChannelError::Ok)

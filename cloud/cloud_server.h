@@ -14,7 +14,7 @@
 namespace rplayer::cloud {
 
 struct CloudServerConfig {
-  keyring::KeyPair signing;                       // signs recordings; the cloud's identity
+  keyring::KeyPair signing;                        // signs recordings; the cloud's identity
   std::vector<replay::PublicKey> trusted_devices;  // devices whose TAs it will drive
   int io_timeout_ms = 60'000;  // a client silent this long (relay dead, TA stuck) ends it
 };

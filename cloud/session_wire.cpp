@@ -14,7 +14,9 @@ constexpr uint32_t kMaxRanges = 1u << 20;
 
 class Writer {
  public:
-  explicit Writer(const char magic[4]) { bytes_.insert(bytes_.end(), magic, magic + 4), u8(kVersion); }
+  explicit Writer(const char magic[4]) {
+    bytes_.insert(bytes_.end(), magic, magic + 4), u8(kVersion);
+  }
   void u8(uint8_t v) { bytes_.push_back(v); }
   void u32(uint32_t v) {
     for (int i = 0; i < 4; ++i) bytes_.push_back(uint8_t(v >> (8 * i)));
@@ -103,9 +105,12 @@ nn::Shape get_shape(Reader& r, bool* ok) {
 
 const char* record_mode_name(RecordMode m) {
   switch (m) {
-    case RecordMode::Naive: return "naive";
-    case RecordMode::Deferral: return "deferral";
-    case RecordMode::Full: return "full";
+    case RecordMode::Naive:
+      return "naive";
+    case RecordMode::Deferral:
+      return "deferral";
+    case RecordMode::Full:
+      return "full";
   }
   return "?";
 }
@@ -118,9 +123,12 @@ bool parse_record_mode(const std::string& s, RecordMode* m) {
 
 DriverShimOptions options_for(RecordMode m) {
   switch (m) {
-    case RecordMode::Naive: return DriverShimOptions::naive();
-    case RecordMode::Deferral: return DriverShimOptions::deferral();
-    case RecordMode::Full: break;
+    case RecordMode::Naive:
+      return DriverShimOptions::naive();
+    case RecordMode::Deferral:
+      return DriverShimOptions::deferral();
+    case RecordMode::Full:
+      break;
   }
   return DriverShimOptions::full();
 }

@@ -51,9 +51,9 @@ bool decode_hello(std::span<const uint8_t> bytes, CloudHello* h);
 
 struct RecordResult {
   bool ok = false;
-  std::string error;                // !ok: why
-  std::vector<uint8_t> recording;   // ok: the signed recording file
-  std::string stats_json;           // the session's counts (LinkCounts, times), as JSON
+  std::string error;               // !ok: why
+  std::vector<uint8_t> recording;  // ok: the signed recording file
+  std::string stats_json;          // the session's counts (LinkCounts, times), as JSON
 };
 std::vector<uint8_t> encode_result(const RecordResult& r);
 bool decode_result(std::span<const uint8_t> bytes, RecordResult* r);

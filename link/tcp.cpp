@@ -1,14 +1,15 @@
 #include "link/tcp.h"
 
 #include <arpa/inet.h>
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace rplayer::link {
 
@@ -19,7 +20,8 @@ bool parse_endpoint(const std::string& s, uint32_t* addr_be, uint16_t* port, std
     return false;
   }
   const std::string host = s.substr(0, colon), p = s.substr(colon + 1);
-  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos || std::stoul(p) > 65535) {
+  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(p) > 65535) {
     *err = "'" + p + "' is not a port number";
     return false;
   }
@@ -74,8 +76,10 @@ int connect_tcp(const std::string& endpoint, int timeout_ms, std::string* err) {
     rc = ::poll(&p, 1, timeout_ms);
     int so = 0;
     socklen_t sl = sizeof so;
-    if (rc == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) == 0 && so == 0) rc = 0;
-    else errno = rc == 0 ? ETIMEDOUT : (so ? so : errno), rc = -1;
+    if (rc == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) == 0 && so == 0)
+      rc = 0;
+    else
+      errno = rc == 0 ? ETIMEDOUT : (so ? so : errno), rc = -1;
   }
   if (rc != 0) {
     *err = endpoint + ": " + std::strerror(errno);

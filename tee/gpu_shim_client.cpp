@@ -15,11 +15,11 @@ TeeStatus GpuShimClient::open(const std::string& tee) {
   st.result = TEEC_InitializeContext(tee == "inproc" ? nullptr : tee.c_str(), &ctx_);
   if (!st.ok()) return st;
   have_ctx_ = true;
-  TEEC_UUID uuid{GpuShimTaUuid::time_low, GpuShimTaUuid::time_mid,
-                 GpuShimTaUuid::time_hi_and_version, {}};
+  TEEC_UUID uuid{
+      GpuShimTaUuid::time_low, GpuShimTaUuid::time_mid, GpuShimTaUuid::time_hi_and_version, {}};
   std::memcpy(uuid.clockSeqAndNode, GpuShimTaUuid::clock_seq_and_node, 8);
-  st.result = TEEC_OpenSession(&ctx_, &session_, &uuid, TEEC_LOGIN_PUBLIC, nullptr, nullptr,
-                               &st.origin);
+  st.result =
+      TEEC_OpenSession(&ctx_, &session_, &uuid, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &st.origin);
   open_ = st.ok();
   if (!open_) close();
   return st;
@@ -70,8 +70,10 @@ TeeStatus GpuShimClient::exchange(const std::vector<uint8_t>& sealed, std::vecto
     TEEC_Operation op{};
     op.paramTypes = TEEC_PARAM_TYPES(TEEC_MEMREF_TEMP_INPUT, TEEC_MEMREF_TEMP_OUTPUT,
                                      TEEC_VALUE_OUTPUT, TEEC_MEMREF_TEMP_OUTPUT);
-    if (first) op.params[0].tmpref = {const_cast<uint8_t*>(sealed.data()), sealed.size()};
-    else op.params[0].tmpref = {const_cast<uint8_t*>(&none), 0};
+    if (first)
+      op.params[0].tmpref = {const_cast<uint8_t*>(sealed.data()), sealed.size()};
+    else
+      op.params[0].tmpref = {const_cast<uint8_t*>(&none), 0};
     op.params[1].tmpref = {buf_.data(), buf_.size()};
     op.params[3].tmpref = {why, sizeof why};
     st.result = TEEC_InvokeCommand(&session_, kGpuShimExchange, &op, &st.origin);

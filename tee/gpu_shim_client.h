@@ -3,11 +3,11 @@
 // them) between the TA and whatever carries them to the cloud.
 #pragma once
 
+#include <tee_client_api.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <tee_client_api.h>
 
 #include "tee/gpu_shim_ta_protocol.h"
 #include "tee/replay_client.h"
@@ -31,8 +31,7 @@ class GpuShimClient {
   // One sealed frame in, its sealed reply out; waits the TA takes in slices are resumed
   // here. *ended: the TA closed the recording session (final message acknowledged, or a
   // frame refused: the reply is the sealed refusal for the cloud).
-  TeeStatus exchange(const std::vector<uint8_t>& sealed, std::vector<uint8_t>* reply,
-                     bool* ended);
+  TeeStatus exchange(const std::vector<uint8_t>& sealed, std::vector<uint8_t>* reply, bool* ended);
   TeeStatus end_session();
 
  private:

@@ -25,8 +25,8 @@ GpuShimTa::GpuShimTa(GpuShimTaConfig cfg) : cfg_(std::move(cfg)), shim_(cfg_.shi
 GpuShimTa::~GpuShimTa() { end(); }
 
 TEE_UUID GpuShimTa::uuid() const {
-  TEE_UUID u{GpuShimTaUuid::time_low, GpuShimTaUuid::time_mid, GpuShimTaUuid::time_hi_and_version,
-             {}};
+  TEE_UUID u{
+      GpuShimTaUuid::time_low, GpuShimTaUuid::time_mid, GpuShimTaUuid::time_hi_and_version, {}};
   std::memcpy(u.clockSeqAndNode, GpuShimTaUuid::clock_seq_and_node, 8);
   return u;
 }
@@ -54,15 +54,18 @@ void GpuShimTa::end() {
 TEE_Result GpuShimTa::invoke(void* session_ctx, uint32_t cmd, uint32_t types, TEE_Param p[4]) {
   auto* s = static_cast<Session*>(session_ctx);
   switch (cmd) {
-    case kGpuShimConnect: return connect(s, types, p);
-    case kGpuShimExchange: return exchange(s, types, p);
+    case kGpuShimConnect:
+      return connect(s, types, p);
+    case kGpuShimExchange:
+      return exchange(s, types, p);
     case kGpuShimClose:
       if (types != TEE_PARAM_TYPES(kTypeNone, kTypeNone, kTypeNone, kTypeNone))
         return TEE_ERROR_BAD_PARAMETERS;
       if (owner_ != s) return TEE_ERROR_BAD_STATE;
       end();
       return TEE_SUCCESS;
-    default: return TEE_ERROR_NOT_SUPPORTED;
+    default:
+      return TEE_ERROR_NOT_SUPPORTED;
   }
 }
 
@@ -81,8 +84,7 @@ TEE_Result GpuShimTa::connect(Session* s, uint32_t types, TEE_Param* p) {
   std::memcpy(cloud.data(), p[1].memref.buffer, cloud.size());
   if (std::find(cfg_.trusted_clouds.begin(), cfg_.trusted_clouds.end(), cloud) ==
       cfg_.trusted_clouds.end())
-    return say(types, p, 3, "the cloud's key is not one this TEE trusts"),
-           TEE_ERROR_ACCESS_DENIED;
+    return say(types, p, 3, "the cloud's key is not one this TEE trusts"), TEE_ERROR_ACCESS_DENIED;
   uint8_t cloud_kx[link::kKeyBytes];
   if (!link::kx_public_from_signing_public(cloud.data(), cloud_kx))
     return say(types, p, 3, "the cloud's key is not a valid Ed25519 point"),
@@ -152,7 +154,8 @@ TEE_Result GpuShimTa::exchange(Session* s, uint32_t types, TEE_Param* p) {
     bool final = false;
     const std::span<const uint8_t> in(static_cast<const uint8_t*>(p[0].memref.buffer),
                                       p[0].memref.size);
-    if (const link::ChannelError e = channel_->open(in, &plain_, &final); e != link::ChannelError::Ok)
+    if (const link::ChannelError e = channel_->open(in, &plain_, &final);
+        e != link::ChannelError::Ok)
       return fail(TEE_ERROR_SECURITY, link::channel_error_name(e));
     if (final) {
       // The cloud is done (its recording complete): acknowledge with the device's own

@@ -18,11 +18,11 @@
 namespace rplayer::tee {
 
 struct GpuShimTaConfig {
-  GpuShimConfig shim;                       // the secure port and the session's pool
-  GpuWorldSwitch* gpu_switch = nullptr;     // shared with the replay TA
+  GpuShimConfig shim;                    // the secure port and the session's pool
+  GpuWorldSwitch* gpu_switch = nullptr;  // shared with the replay TA
   uint32_t claim_timeout_us = 2'000'000;
   std::vector<replay::PublicKey> trusted_clouds;  // Ed25519: the recording signers
-  link::KxKeyPair device_key{};             // the device's channel identity
+  link::KxKeyPair device_key{};                   // the device's channel identity
   size_t max_message = 64u << 20;
 };
 

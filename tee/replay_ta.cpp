@@ -1,11 +1,12 @@
 #include "tee/replay_ta.h"
 
+#include <strings.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
-#include <strings.h>
 #include <thread>
 
 #include "hw/v3d_regs.h"
@@ -84,8 +85,9 @@ TEE_Result replay_result(const replay::ReplayError& e) {
 ReplayTa::ReplayTa(ReplayTaConfig cfg)
     : cfg_(std::move(cfg)),
       platform_(std::make_unique<SocPlatform>(*cfg_.port, cfg_.pool_pa, cfg_.pool_bytes)),
-      own_switch_(cfg_.gpu_switch ? nullptr
-                                  : std::make_unique<GpuWorldSwitch>(*cfg_.port, 200000, cfg_.share)),
+      own_switch_(cfg_.gpu_switch
+                      ? nullptr
+                      : std::make_unique<GpuWorldSwitch>(*cfg_.port, 200000, cfg_.share)),
       switch_(cfg_.gpu_switch ? cfg_.gpu_switch : own_switch_.get()) {}
 
 ReplayTa::~ReplayTa() {

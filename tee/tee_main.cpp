@@ -146,8 +146,7 @@ int main(int argc, char** argv) {
                "rplayer-tee: ready %s (%zu trusted keys, carve-out %llu MiB, %llu MiB of it for "
                "cloud recording%s)\n",
                sock.c_str(), cfg.trusted_keys.size(), (unsigned long long)(carve.size >> 20),
-               (unsigned long long)(shim_bytes >> 20),
-               no_sandbox ? ", no sandbox" : ", sandboxed");
+               (unsigned long long)(shim_bytes >> 20), no_sandbox ? ", no sandbox" : ", sandboxed");
   server.run();
   return 0;
 }

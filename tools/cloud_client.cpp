@@ -42,8 +42,7 @@ std::vector<uint8_t> read_or_throw(int fd, size_t max, int timeout_ms, const cha
 
 void write_or_throw(int fd, const std::vector<uint8_t>& m, int timeout_ms) {
   std::string err;
-  if (!link::write_frame(fd, m, &err, timeout_ms))
-    throw std::runtime_error("the cloud: " + err);
+  if (!link::write_frame(fd, m, &err, timeout_ms)) throw std::runtime_error("the cloud: " + err);
 }
 }  // namespace
 
@@ -116,8 +115,8 @@ CloudRecordOutcome record_via_cloud(const CloudRecordOptions& o) {
   const hw::Sku* sku = hw::find_sku(o.sku);
   const replay::SkuIdentity present{sku->hub_ident1, sku->hub_ident3, sku->core_ident0,
                                     sku->core_ident1};
-  const replay::VerifyError v = replay::verify_recording(
-      rec, present, replay::limits_for_pool(hw::SocConfig{}.secure_bytes));
+  const replay::VerifyError v =
+      replay::verify_recording(rec, present, replay::limits_for_pool(hw::SocConfig{}.secure_bytes));
   char buf[200];
   if (!v.ok())
     throw std::runtime_error(std::string("the cloud's recording fails the verifier: ") +

@@ -22,8 +22,8 @@ struct CloudRecordOptions {
 };
 
 struct CloudRecordOutcome {
-  std::vector<uint8_t> recording;  // signed by the cloud, verified here
-  std::string stats_json;          // the cloud's counts for the session
+  std::vector<uint8_t> recording;                       // signed by the cloud, verified here
+  std::string stats_json;                               // the cloud's counts for the session
   uint64_t frames = 0, sealed_up = 0, sealed_down = 0;  // relayed (to the cloud, from it)
 };
 

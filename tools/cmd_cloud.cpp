@@ -19,7 +19,8 @@ void add_cloud_command(CLI::App& app, int* exit_code) {
   static std::string listen = "127.0.0.1:7000", keys, devices;
   serve->add_option("--listen", listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
   serve->add_option("--keys", keys, "Key directory: signing.key signs the recordings");
-  serve->add_option("--devices", devices, "Device public keys to record for (default <keys>/devices)");
+  serve->add_option("--devices", devices,
+                    "Device public keys to record for (default <keys>/devices)");
   serve->callback([exit_code] {
     const std::string bin = sibling("rplayer-cloud").string();
     std::vector<std::string> args = {bin, "--listen", listen};

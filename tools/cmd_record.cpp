@@ -20,9 +20,9 @@
 #include "replay/decoder.h"
 #include "replay/replayer.h"
 #include "tee/soc_platform.h"
+#include "tools/cloud_client.h"
 #include "tools/commands.h"
 #include "tools/gpu_stack.h"
-#include "tools/cloud_client.h"
 #include "tools/recording_io.h"
 
 namespace rplayer::tools {
@@ -278,7 +278,8 @@ void add_record_commands(CLI::App& app, int* exit_code) {
                  "device's TEE; the recording omits the weights")
       ->excludes("--image")
       ->excludes("--omit-weights");
-  rc->add_option("--mode", ro->mode, "With --cloud: naive, deferral or full")->capture_default_str();
+  rc->add_option("--mode", ro->mode, "With --cloud: naive, deferral or full")
+      ->capture_default_str();
   rc->add_option("--worlds-dir", ro->worlds_dir, "With --cloud: the SoC and TEE run directory");
   rc->add_flag("--json", ro->json, "With --cloud: print the session's counts as JSON");
   rc->callback(wrap("record", [=] { return record_cmd(*ro); }));

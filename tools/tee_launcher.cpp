@@ -118,8 +118,7 @@ std::unique_ptr<TeeWorlds> TeeWorlds::start_or_connect(const TeeWorldsOptions& o
   // a larger carve-out, half of it lent to recording sessions.
   const fs::path device_key = keyring::key_dir(o.keys) / "device.key";
   if (fs::exists(device_key))
-    args.insert(args.end(), {"--secure-mib", std::to_string(o.secure_mib),
-                             "--tee-arg=--device-key",
+    args.insert(args.end(), {"--secure-mib", std::to_string(o.secure_mib), "--tee-arg=--device-key",
                              "--tee-arg=" + fs::absolute(device_key).string()});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -3,10 +3,11 @@
 // DIR/tee.sock. A launcher that started them stops them when it goes away.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <sys/types.h>
 
 namespace rplayer::tools {
 
