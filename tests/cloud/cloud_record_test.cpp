@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "cloud/cloud_recorder.h"
@@ -12,6 +13,7 @@
 #include "hw/v3d_regs.h"
 #include "nn/model_zoo.h"
 #include "nn/ncnn_loader.h"
+#include "nn/preprocess.h"
 #include "tee/gpu_shim.h"
 #include "tests/common/pool_oracle.h"
 #include "tools/gpu_stack.h"
@@ -107,18 +109,6 @@ replay::Recording record_locally(const std::string& sku, const nn::Model& model)
   return rec;
 }
 
-std::vector<float> replay_once(const std::string& sku, const replay::Recording& rec,
-                               const nn::Model& model, const nn::Tensor& input) {
-  tools::ReplayTarget target(sku);
-  const std::vector<uint8_t> file = nn::read_file_bytes(model.weights_file);
-  std::vector<float> out(model.graph.blob_shape(model.info.output_blob).total());
-  replay::ReplayStats st;
-  const replay::ReplayError e =
-      target.run(rec, model.info.input_blob, input, model.info.output_blob, &out, &st, file);
-  EXPECT_TRUE(e.ok()) << e.message();
-  return out;
-}
-
 bool contains_window(const std::vector<uint8_t>& hay, const uint8_t* needle, size_t n) {
   return std::search(hay.begin(), hay.end(), needle, needle + n) != hay.end();
 }
@@ -155,16 +145,32 @@ TEST_P(CloudRecord, ReplaysLikeALocalRecordingAndNoWeightCrossesTheLink) {
   EXPECT_EQ(res.recording.weights_file, local.weights_file);
   EXPECT_EQ(res.recording.weight_bindings, local.weight_bindings);
 
-  // The same outputs on new inputs, with the device's real weights.
-  for (int k = 0; k < 2; ++k) {
+  // The same outputs on new inputs, with the device's real weights: SqueezeNet on the
+  // replay tests' input count (RPLAYER_REPLAY_INPUTS, default 100), mnist on a few.
+  const char* env = std::getenv("RPLAYER_REPLAY_INPUTS");
+  const int n = c.model == "squeezenet" ? (env ? std::max(1, std::atoi(env)) : 100) : 4;
+  const std::vector<uint8_t> file = nn::read_file_bytes(model.weights_file);
+  tools::ReplayTarget cloud_target(c.sku), local_target(c.sku);
+  replay::ReplayStats st;
+  ASSERT_TRUE(cloud_target.load(res.recording, &st, file).ok());
+  ASSERT_TRUE(local_target.load(local, &st, file).ok());
+  const size_t outputs = model.graph.blob_shape(model.info.output_blob).total();
+  for (int k = 0; k < n; ++k) {
     nn::Tensor input(model.info.input_shape);
-    for (size_t i = 0; i < input.size(); ++i) input.data()[i] = float((i * 7 + k * 13) % 97) / 97.f;
-    EXPECT_EQ(replay_once(c.sku, res.recording, model, input),
-              replay_once(c.sku, local, model, input));
+    for (size_t i = 0; i < input.size(); ++i)
+      input.data()[i] = float((i * 7 + size_t(k) * 13) % 97) / 97.f;
+    std::vector<float> a(outputs), b(outputs);
+    ASSERT_TRUE(
+        cloud_target.run_loaded(model.info.input_blob, input, model.info.output_blob, &a, &st)
+            .ok());
+    ASSERT_TRUE(
+        local_target.run_loaded(model.info.input_blob, input, model.info.output_blob, &b, &st)
+            .ok());
+    ASSERT_EQ(a, b) << "input " << k;
   }
 
-  // Secrecy: no 64-byte window of any weight tensor, or of the input, crossed either way.
-  const std::vector<uint8_t> file = nn::read_file_bytes(model.weights_file);
+  // Secrecy: no 64-byte window of any weight tensor crossed either way (the input is the
+  // cloud's own pattern: the device's never leaves it).
   size_t windows = 0;
   for (const auto& [off, len] : cloud::weight_ranges(model))
     for (uint64_t p = off; p + 64 <= off + len; p += 64 * 16, ++windows) {
@@ -174,6 +180,23 @@ TEST_P(CloudRecord, ReplaysLikeALocalRecordingAndNoWeightCrossesTheLink) {
       ASSERT_FALSE(contains_window(link.down_, file.data() + p, 64)) << "weights at " << p;
     }
   EXPECT_GT(windows, 10u);
+  // Nor of the image the device classifies, or its input tensor: recording never needs them
+  // (the cloud runs a pattern of its own), and nothing the device sends carries them.
+  const std::string image_path =
+      std::string(RPLAYER_SHARED_DIR) +
+      (c.model == "squeezenet" ? "/images/cat.jpg" : "/images/digits/7.pgm");
+  const std::vector<uint8_t> image = nn::read_file_bytes(image_path);
+  const nn::Tensor in = nn::preprocess_image(image_path, model.info.preprocess,
+                                             model.info.input_shape.w, model.info.input_shape.h);
+  const auto* in_bytes = reinterpret_cast<const uint8_t*>(in.data());
+  for (size_t p = 0; p + 64 <= image.size(); p += 256) {
+    EXPECT_FALSE(contains_window(link.up_, image.data() + p, 64));
+    EXPECT_FALSE(contains_window(link.down_, image.data() + p, 64));
+  }
+  for (size_t p = 0; p + 64 <= in.size() * 4; p += 1024) {
+    EXPECT_FALSE(contains_window(link.up_, in_bytes + p, 64));
+    EXPECT_FALSE(contains_window(link.down_, in_bytes + p, 64));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, CloudRecord,
