@@ -201,7 +201,8 @@ TEST_P(CloudRecord, ReplaysLikeALocalRecordingAndNoWeightCrossesTheLink) {
 
 INSTANTIATE_TEST_SUITE_P(Models, CloudRecord,
                          testing::Values(Case{"mnist", "v3d-7.1"}, Case{"mnist", "v3d-4.2"},
-                                         Case{"squeezenet", "v3d-7.1"}),
+                                         Case{"squeezenet", "v3d-7.1"},
+                                         Case{"squeezenet", "v3d-4.2"}),
                          [](const auto& i) {
                            std::string n = i.param.model + "_" + i.param.sku;
                            std::replace_if(
