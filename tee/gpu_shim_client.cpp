@@ -9,27 +9,13 @@ constexpr size_t kMaxReply = 1u << 20;  // a sealed reply: results and refusals,
 }
 
 TeeStatus GpuShimClient::open(const std::string& tee) {
-  close();
-  TeeStatus st;
-  st.origin = TEEC_ORIGIN_API;
-  st.result = TEEC_InitializeContext(tee == "inproc" ? nullptr : tee.c_str(), &ctx_);
-  if (!st.ok()) return st;
-  have_ctx_ = true;
   TEEC_UUID uuid{
       GpuShimTaUuid::time_low, GpuShimTaUuid::time_mid, GpuShimTaUuid::time_hi_and_version, {}};
   std::memcpy(uuid.clockSeqAndNode, GpuShimTaUuid::clock_seq_and_node, 8);
-  st.result =
-      TEEC_OpenSession(&ctx_, &session_, &uuid, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &st.origin);
-  open_ = st.ok();
-  if (!open_) close();
-  return st;
+  return open_ta_session(tee, uuid, &ctx_, &session_, &have_ctx_, &open_);
 }
 
-void GpuShimClient::close() {
-  if (open_) TEEC_CloseSession(&session_);
-  if (have_ctx_) TEEC_FinalizeContext(&ctx_);
-  open_ = have_ctx_ = false;
-}
+void GpuShimClient::close() { close_ta_session(&ctx_, &session_, &have_ctx_, &open_); }
 
 TeeStatus GpuShimClient::connect(const std::vector<uint8_t>& hello,
                                  const std::vector<uint8_t>& cloud_key, std::vector<uint8_t>* out) {

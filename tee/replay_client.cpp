@@ -40,28 +40,35 @@ std::string TeeStatus::message() const {
   return m;
 }
 
-TeeStatus ReplayClient::open(const std::string& tee) {
-  close();
+TeeStatus open_ta_session(const std::string& tee, const TEEC_UUID& uuid, TEEC_Context* ctx,
+                          TEEC_Session* session, bool* have_ctx, bool* open) {
+  close_ta_session(ctx, session, have_ctx, open);
   TeeStatus st;
   st.origin = TEEC_ORIGIN_API;
-  st.result = TEEC_InitializeContext(tee == "inproc" ? nullptr : tee.c_str(), &ctx_);
+  st.result = TEEC_InitializeContext(tee == "inproc" ? nullptr : tee.c_str(), ctx);
   if (!st.ok()) return st;
-  have_ctx_ = true;
-  TEEC_UUID uuid{ReplayTaUuid::time_low, ReplayTaUuid::time_mid, ReplayTaUuid::time_hi_and_version,
-                 {}};
-  std::memcpy(uuid.clockSeqAndNode, ReplayTaUuid::clock_seq_and_node, 8);
-  st.result = TEEC_OpenSession(&ctx_, &session_, &uuid, TEEC_LOGIN_PUBLIC, nullptr, nullptr,
-                               &st.origin);
-  open_ = st.ok();
-  if (!open_) close();
+  *have_ctx = true;
+  TEEC_UUID u = uuid;
+  st.result = TEEC_OpenSession(ctx, session, &u, TEEC_LOGIN_PUBLIC, nullptr, nullptr, &st.origin);
+  *open = st.ok();
+  if (!*open) close_ta_session(ctx, session, have_ctx, open);
   return st;
 }
 
-void ReplayClient::close() {
-  if (open_) TEEC_CloseSession(&session_);
-  if (have_ctx_) TEEC_FinalizeContext(&ctx_);
-  open_ = have_ctx_ = false;
+void close_ta_session(TEEC_Context* ctx, TEEC_Session* session, bool* have_ctx, bool* open) {
+  if (*open) TEEC_CloseSession(session);
+  if (*have_ctx) TEEC_FinalizeContext(ctx);
+  *open = *have_ctx = false;
 }
+
+TeeStatus ReplayClient::open(const std::string& tee) {
+  TEEC_UUID uuid{ReplayTaUuid::time_low, ReplayTaUuid::time_mid, ReplayTaUuid::time_hi_and_version,
+                 {}};
+  std::memcpy(uuid.clockSeqAndNode, ReplayTaUuid::clock_seq_and_node, 8);
+  return open_ta_session(tee, uuid, &ctx_, &session_, &have_ctx_, &open_);
+}
+
+void ReplayClient::close() { close_ta_session(&ctx_, &session_, &have_ctx_, &open_); }
 
 TeeStatus ReplayClient::load(const std::vector<uint8_t>& recording, uint32_t* handle,
                              uint32_t* classes, const std::vector<uint8_t>& model_file) {

@@ -24,6 +24,12 @@ struct TeeStatus {
 
 const char* teec_result_name(TEEC_Result r);
 
+// A session with the TA `uuid` on `tee` (the TEE's socket path, or "inproc"); *have_ctx and
+// *open say what close_ta_session has to close. Shared by the TAs' client wrappers.
+TeeStatus open_ta_session(const std::string& tee, const TEEC_UUID& uuid, TEEC_Context* ctx,
+                          TEEC_Session* session, bool* have_ctx, bool* open);
+void close_ta_session(TEEC_Context* ctx, TEEC_Session* session, bool* have_ctx, bool* open);
+
 class ReplayClient {
  public:
   ReplayClient() = default;

@@ -16,21 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/run_command.h"
+
 namespace rplayer {
 namespace {
 
 namespace fs = std::filesystem;
 
 std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+  return rplayer::test::run_command(cmd + " 2>&1", status);
 }
 
 // A child process whose stderr announces "listening on HOST:PORT".

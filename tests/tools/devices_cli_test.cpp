@@ -9,21 +9,12 @@
 #include <string>
 
 #include "hw/sku.h"
+#include "tests/common/run_command.h"
 
 namespace rplayer::tools {
 namespace {
 
-std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+std::string run(const std::string& cmd, int* status) { return test::run_command(cmd, status); }
 
 TEST(DevicesCli, ListsEverySkuWithItsIdentAndLines) {
   int status = -1;

@@ -12,6 +12,7 @@
 
 #include "keyring/keys.h"
 #include "record/encoder.h"
+#include "tests/common/run_command.h"
 #include "tests/replay/workload.h"
 
 namespace rplayer::tools {
@@ -20,15 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+  return test::run_command(cmd + " 2>&1", status);
 }
 
 class HostileCli : public ::testing::Test {

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/run_command.h"
 #include "tools/netem_relay.h"
 
 extern char** environ;
@@ -530,15 +531,7 @@ std::string read_line(int fd, int timeout_ms = 5000) {
 }
 
 std::string run_status(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+  return test::run_command(cmd, status);
 }
 
 TEST(NetemCli, StartsPrintsItsPortAndStopsOnSigterm) {
