@@ -311,11 +311,11 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       mmuc_control_ = v & MMUC_CONTROL_ENABLE;
       if ((v & (MMUC_CONTROL_FLUSH | sku_.mmuc_clear_bit)) && !mmuc_flushing_) {
         mmuc_flushing_ = true;
+        account_maintenance();  // busy from now: before the completion can be scheduled
         const auto d = FaultInjection::take(faults_.slow_mmu_flushes)
                            ? std::chrono::microseconds(faults_.mmu_flush_delay_us.load())
                            : latency(timing_.mmuc_flush_ns);
         events_.schedule_after(d, [this, e = epoch_] { finish_mmu_maintenance(e, false); });
-        account_maintenance();
       }
       sync_mmu_config();
       return true;
@@ -323,9 +323,9 @@ bool V3dGpu::write_hub(World, uint32_t off, uint32_t v) {
       mmu_ctl_ = (mmu_ctl_ & kMmuCtlStatus & ~v) | (v & kMmuCtlConfig);
       if ((v & MMU_CTL_TLB_CLEAR) && !tlb_clearing_) {
         tlb_clearing_ = true;
+        account_maintenance();
         events_.schedule_after(latency(timing_.tlb_clear_ns),
                                [this, e = epoch_] { finish_mmu_maintenance(e, true); });
-        account_maintenance();
       }
       sync_mmu_config();
       return true;
@@ -484,11 +484,13 @@ bool V3dGpu::write_core(uint32_t off, uint32_t v) {
       const uint32_t cost = timing_.l2t_op_ns + timing_.l2t_per_page_ns * dirty;
       if ((v & L2TCACTL_TMUWCF) && !tmuwcf_busy_) {
         tmuwcf_busy_ = true;
+        account_maintenance();  // busy from now: before the completion can be scheduled
         events_.schedule_after(latency(timing_.tmuwcf_ns + timing_.l2t_per_page_ns * dirty),
                                [this, e = epoch_] { finish_l2t_op(e, true, 0, 0, ~uint64_t(0)); });
       }
       if ((v & L2TCACTL_L2TFLS) && !l2tfls_busy_) {
         l2tfls_busy_ = true;
+        account_maintenance();
         l2tcactl_flm_ = (v & L2TCACTL_FLM_MASK) >> L2TCACTL_FLM_SHIFT;
         const uint32_t flm = l2tcactl_flm_;
         const uint64_t lo = l2tflsta_, hi = l2tflend_ == ~0u ? ~uint64_t(0) : l2tflend_;
