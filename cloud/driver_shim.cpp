@@ -258,14 +258,18 @@ bool DriverShim::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
     if (last) *last = res.value;
     return res.ok;
   }
-  // A read per iteration, Linux's back-off between them, timed here.
-  const auto start = std::chrono::steady_clock::now();
+  // A read per iteration, Linux's back-off between them. The bound is device time: it
+  // counts from the first read's answer, so that the round trip to the first read (time
+  // the device never saw the poll) does not use it up; each later read is a round trip
+  // after the one before, as the device sees them.
+  std::chrono::steady_clock::time_point first{};
   driver::Micros sleep(10);
-  for (;;) {
+  for (bool started = false;; started = true) {
     const uint32_t v = read(b, off, driver::ReadUse::Control);
+    if (!started) first = std::chrono::steady_clock::now();
     if (last) *last = v;
     if ((v & mask) == value) return true;
-    if (failed() || std::chrono::steady_clock::now() - start >= timeout) return false;
+    if (failed() || std::chrono::steady_clock::now() - first >= timeout) return false;
     std::this_thread::sleep_for(sleep);
     sleep = std::min(sleep * 2, driver::Micros(1000));
   }

@@ -96,6 +96,10 @@ CloudRecordOutcome record_via_cloud(const CloudRecordOptions& o) {
   std::vector<uint8_t> reply;
   for (bool ended = false; !ended;) {
     const std::vector<uint8_t> sealed = read_or_throw(c.fd, kMaxSealed, o.timeout_ms, "a frame");
+    // A cloud that gives up mid-session sends its result instead of a sealed frame.
+    cloud::RecordResult early;
+    if (cloud::decode_result(sealed, &early))
+      throw std::runtime_error("the cloud could not record: " + early.error);
     out.sealed_down += sealed.size();
     st = ta.exchange(sealed, &reply, &ended);
     if (!st.ok()) throw std::runtime_error("the GPU shim TA ended the session: " + st.message());
