@@ -13,10 +13,19 @@ using namespace rplayer::v3d;
 // writes CLAIM before reading ACK and we write ACK before reading CLAIM, so one of us
 // always sees the other.
 bool V3dDriver::announce(std::string* error) {
+  bool demanded = false;
   for (int attempt = 0; attempt < 4; ++attempt) {  // bounded: each wait is bounded too
     io_.write(RegBlock::Mbox, MBOX_ACK, 0);
-    if (!(io_.read(RegBlock::Mbox, MBOX_CLAIM) & 1)) return true;
+    if (!(io_.read(RegBlock::Mbox, MBOX_CLAIM) & 1)) {
+      if (demanded) io_.write(RegBlock::Mbox, MBOX_DEMAND, 0);
+      return true;
+    }
     io_.write(RegBlock::Mbox, MBOX_ACK, 1);  // free while we wait
+    // A driver waiting to start is GPU work waiting: at its next release a busy secure world
+    // leaves the normal world its share before claiming again (FairShare), instead of
+    // starving the probe.
+    io_.write(RegBlock::Mbox, MBOX_DEMAND, 1);
+    demanded = true;
     if (!io_.poll(RegBlock::Mbox, MBOX_CLAIM, 1, 0, opts_.secure_wait)) break;
   }
   *error = "the secure world holds the GPU (probe gave up waiting for its release)";
