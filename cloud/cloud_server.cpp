@@ -127,6 +127,7 @@ std::string serve_session(int fd, const CloudServerConfig& cfg) {
                       {"cloud_cpu_ms", rec.cloud_cpu_ms},
                       {"round_trips", l.round_trips},
                       {"rt_reads", l.rt_reads},
+                      {"rt_timing_reads", l.rt_timing_reads},
                       {"rt_polls", l.rt_polls},
                       {"rt_waits", l.rt_waits},
                       {"rt_posts", l.rt_posts},

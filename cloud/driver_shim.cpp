@@ -196,7 +196,7 @@ bool DriverShim::synced_usage(const Bo& bo) const {
   return false;
 }
 
-uint32_t DriverShim::read(RegBlock b, uint32_t off, driver::ReadUse) {
+uint32_t DriverShim::read(RegBlock b, uint32_t off, driver::ReadUse use) {
   // Identification registers are constants the device sent in its hello.
   if (b == RegBlock::Hub && off >= HUB_IDENT0 && off <= HUB_IDENT3 && off % 4 == 0)
     return hello_.hub_ident[(off - HUB_IDENT0) / 4];
@@ -210,6 +210,7 @@ uint32_t DriverShim::read(RegBlock b, uint32_t off, driver::ReadUse) {
     return status_;
   }
   link::ShimResult res;
+  if (use == driver::ReadUse::Informational) ++counts_.rt_timing_reads;
   if (!submit(reg_op(ShimOpKind::Read, b, off), &res)) return 0;
   return res.value;
 }

@@ -75,6 +75,9 @@ struct LinkCounts {
   // branches on, a poll's outcome, an interrupt (or the level check after a job), or
   // nothing but posting (naive mode: writes and page syncs).
   uint64_t rt_reads = 0, rt_polls = 0, rt_waits = 0, rt_posts = 0;
+  // Of rt_reads, the driver's informational reads (the hang timer's progress checks):
+  // their number follows how long jobs took, not the workload.
+  uint64_t rt_timing_reads = 0;
   uint64_t ops = 0;
   uint64_t bytes_up = 0, bytes_down = 0;  // frame bytes (before the channel's overhead)
   uint64_t pages = 0;                     // pages sent

@@ -84,15 +84,17 @@ uint32_t Recorder::read(RegBlock b, uint32_t off, ReadUse use) {
   if (b == RegBlock::Mbox) return inner_.read(b, off, use);
   std::lock_guard lk(mu_);  // held across the access: the recorded order is the bus order
   const uint32_t v = inner_.read(b, off, use);
-  if (in_job_) {
+  // Informational reads (the hang timer's progress checks, fault addresses for a log)
+  // happen when and how often timing says, not the job: recording them would make two
+  // recordings of one job differ, and the replayer has nothing to check in them.
+  // Every V3D register the driver reads that way is free of read side effects.
+  if (in_job_ && use == ReadUse::Control) {
     Action a;
     a.op = ActionOp::Read;
     a.block = to_block(b);
     a.offset = off;
     a.value = v;
-    // Values the driver branches on must come back the same at replay; informational
-    // ones (fault addresses for a log, counters) need not.
-    a.mask = use == ReadUse::Control ? ~0u : 0u;
+    a.mask = ~0u;  // the driver branched on it: the replay must see the same
     append(a);
   }
   return v;
@@ -121,8 +123,8 @@ void Recorder::update(RegBlock b, uint32_t off, uint32_t keep, uint32_t set) {
   HwIo::update(b, off, keep, set);  // recorded as the read and the write it is
 }
 
-bool Recorder::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
-                    driver::Micros timeout, uint32_t* last) {
+bool Recorder::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value, driver::Micros timeout,
+                    uint32_t* last) {
   if (b == RegBlock::Mbox) return inner_.poll(b, off, mask, value, timeout, last);
   std::lock_guard lk(mu_);
   const bool ok = inner_.poll(b, off, mask, value, timeout, last);

@@ -275,10 +275,13 @@ TEST_P(CloudRecordModes, DeferralPollOffloadAndMetaOnlyCutRoundTripsAndBytes) {
   // cache-clean polls and the fault check; per batch of new buffers one flush (two polls).
   // Measured 2026-12-07: mnist 39 round trips, 7,260 bytes to the device; squeezenet 179,
   // 55,101. A change to the driver or the runtime that adds any shows here.
+  // The hang timer's progress reads are not counted: a job that outlasts its 500 ms timer
+  // (a sanitized build, a loaded machine) adds them, the workload does not.
   const bool mnist = GetParam() == "mnist";
-  EXPECT_LE(counts[2].round_trips, mnist ? 39u : 179u);
-  EXPECT_LE(counts[2].bytes_up, mnist ? 8'000u : 60'000u);
-  EXPECT_EQ(counts[2].rt_reads, 0u) << "every status read rides on its interrupt";
+  const uint64_t timing = counts[2].rt_timing_reads;
+  EXPECT_LE(counts[2].round_trips - timing, mnist ? 39u : 179u);
+  EXPECT_LE(counts[2].bytes_up, (mnist ? 8'000u : 60'000u) + 64 * timing);
+  EXPECT_EQ(counts[2].rt_reads - timing, 0u) << "every status read rides on its interrupt";
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, CloudRecordModes, testing::Values("mnist", "squeezenet"));
