@@ -47,7 +47,7 @@ test: build
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer (with 10 instead of
 # 100 replayed SqueezeNet inputs: the sanitizers make the interpreter ~5x slower).
 test-sanitize: deps
-	cmake -S . -B $(BUILD_SAN) -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPLAYER_SANITIZE=ON
+	cmake -S . -B $(BUILD_SAN) -G Ninja -DCMAKE_BUILD_TYPE=Release -DRPLAYER_SANITIZE=ON -DRPLAYER_BENCH=OFF
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 	RPLAYER_REPLAY_INPUTS=10 ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
 

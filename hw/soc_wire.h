@@ -1,6 +1,7 @@
 // Wire protocol between the SoC process (hw/soc_server.*) and a world's client
 // (hw/remote_port.*): one SOCK_SEQPACKET Unix socket per connection, one fixed-size
-// request answered by one fixed-size response, file descriptors passed with SCM_RIGHTS.
+// request answered by one fixed-size response, file descriptors passed with SCM_RIGHTS
+// (ipc/unix_message.h).
 // docs/soc-process.md describes the protocol and the process model.
 //
 // Both ends run on the same host, so the structs go on the wire as they are in memory;
@@ -12,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstddef>
@@ -19,6 +21,7 @@
 #include <cstring>
 
 #include "hw/soc_port.h"
+#include "ipc/unix_message.h"
 
 namespace rplayer::hw::wire {
 
@@ -107,31 +110,13 @@ inline Response make_response(Op op) {
 
 // ---- message transport (shared by both ends) ----------------------------------------
 
-// Sends one message with optional fds. MSG_NOSIGNAL: a vanished peer is an error
-// return, never a SIGPIPE.
+static_assert(kMaxRanges <= ipc::kMaxFds);
+
+// Sends one message with optional fds (ipc::send_message: no SIGPIPE, EINTR retried).
 inline bool send_message(int sock, const void* buf, size_t len, const int* fds = nullptr,
                          int nfds = 0) {
-  iovec iov{const_cast<void*>(buf), len};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxRanges)];
-  if (nfds > 0) {
-    if (nfds > kMaxRanges) return false;
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    std::memset(control, 0, sizeof control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  for (;;) {
-    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    return n == ssize_t(len);
-  }
+  if (nfds < 0 || nfds > kMaxRanges) return false;
+  return ipc::send_message(sock, buf, len, {fds, size_t(nfds)});
 }
 
 enum class RecvResult { Ok, Closed, Timeout, Malformed };
@@ -154,47 +139,20 @@ inline RecvResult recv_message(int sock, void* buf, size_t len, int* fds = nullp
   // One byte more than expected, so that an oversized message shows as such.
   alignas(8) char data[sizeof(Response) + 1];
   if (len >= sizeof data) return RecvResult::Malformed;
-  iovec iov{data, len + 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (kMaxRanges + 1))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-  }
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return RecvResult::Timeout;
-  // Collect the fds first, so that every failure path can close them.
-  int got[kMaxRanges + 1];
-  int ngot = 0;
-  bool too_many = false;
-  if (n >= 0) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        if (ngot < kMaxRanges + 1) {
-          got[ngot++] = fd;
-        } else {
-          close(fd);
-          too_many = true;
-        }
-      }
-    }
-  }
-  auto fail = [&](RecvResult r) {
-    for (int i = 0; i < ngot; ++i) close(got[i]);
-    return r;
+  int got[kMaxRanges];
+  const ipc::Received r =
+      ipc::recv_message(sock, data, len + 1, got, std::min(max_fds, kMaxRanges));
+  if (r.bytes < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return RecvResult::Timeout;
+  auto fail = [&](RecvResult result) {
+    for (int i = 0; i < r.nfds; ++i) close(got[i]);
+    return result;
   };
-  if (n <= 0) return fail(RecvResult::Closed);
-  if (too_many || ngot > max_fds || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || size_t(n) != len)
+  if (r.bytes <= 0) return fail(RecvResult::Closed);
+  if (r.dropped_fds || (r.flags & (MSG_TRUNC | MSG_CTRUNC)) || size_t(r.bytes) != len)
     return fail(RecvResult::Malformed);
   std::memcpy(buf, data, len);
-  for (int i = 0; i < ngot; ++i) fds[i] = got[i];
-  if (nfds) *nfds = ngot;
+  for (int i = 0; i < r.nfds; ++i) fds[i] = got[i];
+  if (nfds) *nfds = r.nfds;
   return RecvResult::Ok;
 }
 

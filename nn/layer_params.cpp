@@ -28,27 +28,31 @@ Activation Activation::from(const ParamDict& p, int type_id, int params_id) {
   return a;
 }
 
+void ConvWindow::read(const ParamDict& p) {
+  num_output = p.get_int(0, 0);
+  kernel_w = p.get_int(1, 0);
+  kernel_h = p.get_int(11, kernel_w);
+  dilation_w = p.get_int(2, 1);
+  dilation_h = p.get_int(12, dilation_w);
+  stride_w = p.get_int(3, 1);
+  stride_h = p.get_int(13, stride_w);
+  pad_left = p.get_int(4, 0);
+  pad_right = p.get_int(15, pad_left);
+  pad_top = p.get_int(14, pad_left);
+  pad_bottom = p.get_int(16, pad_top);
+  bias_term = p.get_int(5, 0);
+  weight_data_size = p.get_int(6, 0);
+  group = p.get_int(7, 1);
+  activation = Activation::from(p);
+  if (num_output <= 0 || kernel_w <= 0 || kernel_h <= 0 || stride_w <= 0 || stride_h <= 0 ||
+      dilation_w <= 0 || dilation_h <= 0 || group <= 0)
+    throw ModelError("num_output, kernel, stride, dilation and group must be positive");
+}
+
 ConvParams ConvParams::from(const ParamDict& p) {
   ConvParams c;
-  c.num_output = p.get_int(0, 0);
-  c.kernel_w = p.get_int(1, 0);
-  c.kernel_h = p.get_int(11, c.kernel_w);
-  c.dilation_w = p.get_int(2, 1);
-  c.dilation_h = p.get_int(12, c.dilation_w);
-  c.stride_w = p.get_int(3, 1);
-  c.stride_h = p.get_int(13, c.stride_w);
-  c.pad_left = p.get_int(4, 0);
-  c.pad_right = p.get_int(15, c.pad_left);
-  c.pad_top = p.get_int(14, c.pad_left);
-  c.pad_bottom = p.get_int(16, c.pad_top);
+  c.read(p);
   c.pad_value = p.get_float(18, 0.f);
-  c.bias_term = p.get_int(5, 0);
-  c.weight_data_size = p.get_int(6, 0);
-  c.group = p.get_int(7, 1);
-  c.activation = Activation::from(p);
-  if (c.num_output <= 0 || c.kernel_w <= 0 || c.kernel_h <= 0 || c.stride_w <= 0 ||
-      c.stride_h <= 0 || c.dilation_w <= 0 || c.dilation_h <= 0 || c.group <= 0)
-    throw ModelError("num_output, kernel, stride, dilation and group must be positive");
   return c;
 }
 
@@ -74,28 +78,11 @@ PadBox ConvParams::padding(int w, int h) const {
 
 DeconvParams DeconvParams::from(const ParamDict& p) {
   DeconvParams c;
-  c.num_output = p.get_int(0, 0);
-  c.kernel_w = p.get_int(1, 0);
-  c.kernel_h = p.get_int(11, c.kernel_w);
-  c.dilation_w = p.get_int(2, 1);
-  c.dilation_h = p.get_int(12, c.dilation_w);
-  c.stride_w = p.get_int(3, 1);
-  c.stride_h = p.get_int(13, c.stride_w);
-  c.pad_left = p.get_int(4, 0);
-  c.pad_right = p.get_int(15, c.pad_left);
-  c.pad_top = p.get_int(14, c.pad_left);
-  c.pad_bottom = p.get_int(16, c.pad_top);
+  c.read(p);
   c.output_pad_right = p.get_int(18, 0);
   c.output_pad_bottom = p.get_int(19, c.output_pad_right);
   c.output_w = p.get_int(20, 0);
   c.output_h = p.get_int(21, c.output_w);
-  c.bias_term = p.get_int(5, 0);
-  c.weight_data_size = p.get_int(6, 0);
-  c.group = p.get_int(7, 1);
-  c.activation = Activation::from(p);
-  if (c.num_output <= 0 || c.kernel_w <= 0 || c.kernel_h <= 0 || c.stride_w <= 0 ||
-      c.stride_h <= 0 || c.dilation_w <= 0 || c.dilation_h <= 0 || c.group <= 0)
-    throw ModelError("num_output, kernel, stride, dilation and group must be positive");
   return c;
 }
 
@@ -113,10 +100,10 @@ DeconvGeometry DeconvParams::geometry(int w, int h) const {
     g.out_h = g.full_h - pad_top - pad_bottom;
   } else if (output_w > 0 && output_h > 0) {
     const int wcut = g.full_w - output_w, hcut = g.full_h - output_h;
-    const bool upper = pad_left == -233 || pad_right == -233 || pad_top == -233 ||
-                       pad_bottom == -233;
-    const bool lower = pad_left == -234 || pad_right == -234 || pad_top == -234 ||
-                       pad_bottom == -234;
+    const bool upper =
+        pad_left == -233 || pad_right == -233 || pad_top == -233 || pad_bottom == -233;
+    const bool lower =
+        pad_left == -234 || pad_right == -234 || pad_top == -234 || pad_bottom == -234;
     if (upper || lower) {
       g.cut_left = upper ? wcut / 2 : wcut - wcut / 2;
       g.cut_top = upper ? hcut / 2 : hcut - hcut / 2;
@@ -165,9 +152,12 @@ PadBox PoolParams::padding(int w, int h) const {
       return {pad_left, pad_right + (wtail > 0 ? stride_w - wtail : 0), pad_top,
               pad_bottom + (htail > 0 ? stride_h - htail : 0)};
     }
-    case 1: return {pad_left, pad_right, pad_top, pad_bottom};
-    case 2: return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, false);
-    default: return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, true);
+    case 1:
+      return {pad_left, pad_right, pad_top, pad_bottom};
+    case 2:
+      return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, false);
+    default:
+      return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, true);
   }
 }
 
@@ -216,22 +206,21 @@ void InterpParams::output_size(int w, int h, int* ow, int* oh) const {
 std::vector<int> slice_bounds(const ParamDict& p, const Shape& in, int n_outputs) {
   int axis = p.get_int(1, 0);
   if (axis < 0) axis += in.dims;
-  if (axis < 0 || axis >= in.dims)
-    throw ModelError("param 1 (axis) out of range for " + in.str());
+  if (axis < 0 || axis >= in.dims) throw ModelError("param 1 (axis) out of range for " + in.str());
   const int total = in.axis_extent(axis);
   std::vector<int> bounds{0};
   const std::vector<int> indices = p.get_ints(2);
   if (!indices.empty()) {
     if (int(indices.size()) + 1 != n_outputs)
-      throw ModelError("param 2 (indices) has " + std::to_string(indices.size()) +
-                       " entries for " + std::to_string(n_outputs) + " outputs");
+      throw ModelError("param 2 (indices) has " + std::to_string(indices.size()) + " entries for " +
+                       std::to_string(n_outputs) + " outputs");
     for (int i : indices) bounds.push_back(std::clamp(i < 0 ? i + total : i, 0, total));
     bounds.push_back(total);
   } else {
     const std::vector<int> slices = p.get_ints(0);
     if (int(slices.size()) != n_outputs)
-      throw ModelError("param 0 (slices) has " + std::to_string(slices.size()) +
-                       " entries for " + std::to_string(n_outputs) + " outputs");
+      throw ModelError("param 0 (slices) has " + std::to_string(slices.size()) + " entries for " +
+                       std::to_string(n_outputs) + " outputs");
     int q = 0;
     for (int i = 0; i < n_outputs; i++) {
       int s = slices[i];
@@ -337,10 +326,14 @@ Shape reshape_target(const ParamDict& p, const Shape& in) {
             c = p.get_int(2, -233);
   if (w == -233) throw ModelError("Reshape needs param 0 (w)");
   std::vector<int> e;  // outermost first
-  if (h == -233) e = {w};
-  else if (c == -233) e = {h, w};
-  else if (d == -233) e = {c, h, w};
-  else e = {c, d, h, w};
+  if (h == -233)
+    e = {w};
+  else if (c == -233)
+    e = {h, w};
+  else if (d == -233)
+    e = {c, h, w};
+  else
+    e = {c, d, h, w};
   // 0 copies the input's extent on the same axis (w with w, h with h, ...).
   const std::vector<int> ine = in.outer_dims();
   for (size_t i = 0; i < e.size(); i++) {

@@ -23,29 +23,43 @@ struct Activation {
   static Activation from(const ParamDict& p, int type_id = 9, int params_id = 10);
   float operator()(float v) const {
     switch (type) {
-      case 1: return v > 0.f ? v : 0.f;
-      case 2: return v > 0.f ? v : v * a;
-      case 3: return v < a ? a : (v > b ? b : v);
-      case 4: return 1.f / (1.f + std::exp(-v));
-      case 5: return v * std::tanh(std::log(std::exp(v) + 1.f));
+      case 1:
+        return v > 0.f ? v : 0.f;
+      case 2:
+        return v > 0.f ? v : v * a;
+      case 3:
+        return v < a ? a : (v > b ? b : v);
+      case 4:
+        return 1.f / (1.f + std::exp(-v));
+      case 5:
+        return v * std::tanh(std::log(std::exp(v) + 1.f));
       case 6: {
         const float lower = -b / a, upper = 1.f / a + lower;
         if (v < lower) return 0.f;
         if (v > upper) return v;
         return v * (v * a + b);
       }
-      default: return v;
+      default:
+        return v;
     }
   }
 };
 
-struct ConvParams {
+// What Convolution and Deconvolution (and their depthwise forms) share: ncnn numbers these
+// params alike (0 num_output, 1/11 kernel, 2/12 dilation, 3/13 stride, 4/15/14/16 pad,
+// 5 bias_term, 6 weight_data_size, 7 group, 9/10 activation).
+struct ConvWindow {
   int num_output = 0, kernel_w = 0, kernel_h = 0, dilation_w = 1, dilation_h = 1;
   int stride_w = 1, stride_h = 1;
   int pad_left = 0, pad_right = 0, pad_top = 0, pad_bottom = 0;  // -233/-234: SAME
-  float pad_value = 0.f;
   int bias_term = 0, weight_data_size = 0, group = 1;
   Activation activation;
+  // Reads the shared params; throws ModelError unless sizes, strides and group are positive.
+  void read(const ParamDict& p);
+};
+
+struct ConvParams : ConvWindow {
+  float pad_value = 0.f;
   static ConvParams from(const ParamDict& p);
   // Border added to a w x h input (SAME_UPPER/LOWER resolved).
   PadBox padding(int w, int h) const;
@@ -57,13 +71,8 @@ struct DeconvGeometry {
   int out_w = 0, out_h = 0;
 };
 
-struct DeconvParams {
-  int num_output = 0, kernel_w = 0, kernel_h = 0, dilation_w = 1, dilation_h = 1;
-  int stride_w = 1, stride_h = 1;
-  int pad_left = 0, pad_right = 0, pad_top = 0, pad_bottom = 0;
+struct DeconvParams : ConvWindow {
   int output_pad_right = 0, output_pad_bottom = 0, output_w = 0, output_h = 0;
-  int bias_term = 0, weight_data_size = 0, group = 1;
-  Activation activation;
   static DeconvParams from(const ParamDict& p);
   DeconvGeometry geometry(int w, int h) const;
 };

@@ -25,6 +25,25 @@ namespace {
 constexpr uint32_t kPage = 4096;
 constexpr int64_t kMaxIrqWaitUs = replay::VerifyLimits{}.max_irq_wait_us;
 
+// The recording's enums number what the driver's do; a reordering on either side fails here.
+template <typename To, typename From>
+constexpr bool same_number(From a, To b) {
+  return uint8_t(a) == uint8_t(b);
+}
+static_assert(same_number(RegBlock::Hub, replay::Block::Hub) &&
+              same_number(RegBlock::Core0, replay::Block::Core0) &&
+              same_number(RegBlock::Sms, replay::Block::Sms) &&
+              same_number(RegBlock::Bridge, replay::Block::Bridge) &&
+              same_number(RegBlock::Tzpc, replay::Block::Tzpc));
+static_assert(same_number(driver::BoUsage::Internal, replay::RegionKind::Internal) &&
+              same_number(driver::BoUsage::Code, replay::RegionKind::Code) &&
+              same_number(driver::BoUsage::Uniforms, replay::RegionKind::Uniforms) &&
+              same_number(driver::BoUsage::Weights, replay::RegionKind::Weights) &&
+              same_number(driver::BoUsage::Input, replay::RegionKind::Input) &&
+              same_number(driver::BoUsage::Output, replay::RegionKind::Output) &&
+              same_number(driver::BoUsage::Scratch, replay::RegionKind::Scratch));
+
+// Mbox is never recorded (the callers return before): only the five GPU blocks come here.
 replay::Block to_block(RegBlock b) { return replay::Block(uint8_t(b)); }
 
 bool is_zero(const uint8_t* p) {

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 # layer directory -> allowed include prefixes besides its own directory (space separated)
 declare -A allowed=(
-  [hw]=""
+  # Unix-socket messages with descriptor passing: the bottom, used by hw/ and tee/.
+  [ipc]=""
+  [hw]="ipc/"
   [driver]="hw/soc_port.h hw/v3d_regs.h hw/sku.h"
   [runtime]="driver/ hw/isa/ hw/sku.h hw/v3d_regs.h"
   [nn]="runtime/ driver/ hw/sku.h"
@@ -20,7 +22,7 @@ declare -A allowed=(
   [link]=""
   # The secure world: the replayer, the keys it is provisioned with, the cloud link, the SoC
   # port (not the model), and the TA's image decoding.
-  [tee]="replay/ keyring/ link/ hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
+  [tee]="ipc/ replay/ keyring/ link/ hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
   [cloud]="record/ keyring/ replay/ link/ driver/ runtime/ nn/ hw/soc_port.h hw/v3d_regs.h hw/sku.h"
 )
 # Inside tee/: the client library must not reach into the secure side.

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <vector>
 
+#include "ipc/unix_message.h"
+
 namespace rplayer::tee {
 
 struct SmcServer::Reply {
@@ -136,40 +138,18 @@ void SmcServer::serve_fd(int fd) {
   std::vector<uint8_t> rx(wire::kMaxMessageBytes);
   Reply reply;
   for (;;) {
-    iovec iov{rx.data(), rx.size()};
-    // Room for a few descriptors so extras are received (and closed), not left pending.
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // peer gone (or stop())
-    std::vector<int> fds;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int rfd;
-        std::memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds.push_back(rfd);
-      }
-    }
-    handle(client, rx.data(), static_cast<size_t>(n), msg.msg_flags, fds, &reply);
-    for (int rfd : fds) ::close(rfd);  // a registered region stays mapped without its fd
+    int fds[ipc::kMaxFds];
+    const ipc::Received got = ipc::recv_message(fd, rx.data(), rx.size(), fds, ipc::kMaxFds);
+    if (got.bytes <= 0) break;  // peer gone (or stop())
+    const std::vector<int> passed(fds, fds + got.nfds);
+    handle(client, rx.data(), static_cast<size_t>(got.bytes),
+           got.flags | (got.dropped_fds ? MSG_CTRUNC : 0), passed, &reply);
+    for (int rfd : passed) ::close(rfd);  // a registered region stays mapped without its fd
 
-    iovec out[2] = {{&reply.header, sizeof(reply.header)},
-                    {reply.payload.data(), reply.payload.size()}};
-    msghdr rmsg{};
-    rmsg.msg_iov = out;
-    rmsg.msg_iovlen = reply.payload.empty() ? 1 : 2;
-    ssize_t sent;
-    do {
-      sent = ::sendmsg(fd, &rmsg, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    if (sent < 0) break;  // EPIPE etc.: the client died, possibly during the call
+    const iovec out[2] = {{&reply.header, sizeof(reply.header)},
+                          {reply.payload.data(), reply.payload.size()}};
+    const bool sent = ipc::send_message(fd, {out, reply.payload.empty() ? 1u : 2u});
+    if (!sent) break;  // EPIPE etc.: the client died, possibly during the call
   }
   // Sessions are closed only now, after any invocation of this client returned.
   core_.disconnect(client);

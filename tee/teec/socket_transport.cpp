@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "ipc/unix_message.h"
 #include "tee/teec/transport.h"
 
 namespace rplayer::teec {
@@ -94,54 +95,17 @@ class SocketTransport final : public Transport {
     std::lock_guard<std::mutex> lock(mu_);
     if (broken_) return comms_error();
     h.payload_bytes = static_cast<uint32_t>(payload.size());
-    iovec iov[2] = {{&h, sizeof(h)},
-                    {const_cast<uint8_t*>(payload.data()), payload.size()}};
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = payload.empty() ? 1 : 2;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    if (pass_fd >= 0) {
-      std::memset(control, 0, sizeof(control));
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-    }
-    ssize_t sent;
-    do {
-      sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    if (sent != static_cast<ssize_t>(sizeof(h) + payload.size())) {
+    const iovec iov[2] = {{&h, sizeof(h)}, {const_cast<uint8_t*>(payload.data()), payload.size()}};
+    const int passed[1] = {pass_fd};
+    if (!ipc::send_message(fd_, {iov, payload.empty() ? 1u : 2u},
+                           {passed, pass_fd >= 0 ? 1u : 0u})) {
       broken_ = true;
       return comms_error();
     }
-
-    iovec riov{rx_.data(), rx_.size()};
-    alignas(cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int) * 4)];
-    msghdr rmsg{};
-    rmsg.msg_iov = &riov;
-    rmsg.msg_iovlen = 1;
-    rmsg.msg_control = rcontrol;
-    rmsg.msg_controllen = sizeof(rcontrol);
-    ssize_t n;
-    do {
-      n = ::recvmsg(fd_, &rmsg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    // The TEE never sends descriptors: close any it did.
-    for (cmsghdr* c = CMSG_FIRSTHDR(&rmsg); n > 0 && c; c = CMSG_NXTHDR(&rmsg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; ++i) {
-          int fd;
-          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-          ::close(fd);
-        }
-      }
-    }
-    if (n < static_cast<ssize_t>(sizeof(wire::Header)) || (rmsg.msg_flags & MSG_TRUNC)) {
+    // The TEE never sends descriptors: any it did are closed.
+    const ipc::Received got = ipc::recv_message(fd_, rx_.data(), rx_.size());
+    const ssize_t n = got.bytes;
+    if (n < static_cast<ssize_t>(sizeof(wire::Header)) || (got.flags & MSG_TRUNC)) {
       broken_ = true;
       return comms_error();
     }
