@@ -151,7 +151,7 @@ inline RecvResult recv_message(int sock, void* buf, size_t len, int* fds = nullp
   if (r.dropped_fds || (r.flags & (MSG_TRUNC | MSG_CTRUNC)) || size_t(r.bytes) != len)
     return fail(RecvResult::Malformed);
   std::memcpy(buf, data, len);
-  for (int i = 0; i < r.nfds; ++i) fds[i] = got[i];
+  if (fds) std::copy(got, got + r.nfds, fds);
   if (nfds) *nfds = r.nfds;
   return RecvResult::Ok;
 }

@@ -451,12 +451,12 @@ class Converter {
           to_const(a->t(), " (attribute 'value')", ranges_.attribute(node_index_, attr_index));
       return;
     }
-    if ((a = attr("value_float"))) consts_[out_name()] = Const{{}, {a->f()}};
-    else if ((a = attr("value_int"))) consts_[out_name()] = Const{{}, {float(a->i())}};
+    if ((a = attr("value_float"))) consts_[out_name()] = Const{{}, {a->f()}, nullptr};
+    else if ((a = attr("value_int"))) consts_[out_name()] = Const{{}, {float(a->i())}, nullptr};
     else if ((a = attr("value_floats")))
-      consts_[out_name()] = Const{{a->floats_size()}, {a->floats().begin(), a->floats().end()}};
+      consts_[out_name()] = Const{{a->floats_size()}, {a->floats().begin(), a->floats().end()}, nullptr};
     else if ((a = attr("value_ints"))) {
-      Const c{{a->ints_size()}, {}};
+      Const c{{a->ints_size()}, {}, nullptr};
       for (int64_t x : a->ints()) c.v.push_back(float(x));
       consts_[out_name()] = c;
     } else {

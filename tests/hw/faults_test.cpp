@@ -139,6 +139,7 @@ TEST_F(FaultsTest, BusTapSeesRegisterAccessesAndDma) {
         break;
       case hw::BusEvent::Kind::DmaRead: ++dma_reads; break;
       case hw::BusEvent::Kind::DmaWrite: ++dma_writes; break;
+      case hw::BusEvent::Kind::JobStart: break;
     }
   }
   EXPECT_TRUE(saw_cfg0);

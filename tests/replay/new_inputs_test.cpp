@@ -49,7 +49,9 @@ std::unique_ptr<Recorded> record_model(const std::string& name, const std::strin
   }
   EXPECT_TRUE(r->native->recorder().finish(&r->rec, &err)) << err;
   EXPECT_EQ(r->rec.weights_omitted, omit_weights);
-  if (omit_weights) EXPECT_FALSE(r->rec.weight_bindings.empty());
+  if (omit_weights) {
+    EXPECT_FALSE(r->rec.weight_bindings.empty());
+  }
   return r;
 }
 
