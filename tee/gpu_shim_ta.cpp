@@ -48,7 +48,8 @@ void GpuShimTa::end() {
   channel_.reset();  // wipes the session keys
   shim_.close();     // GPU reset, pool scrubbed
   if (cfg_.gpu_switch && cfg_.gpu_switch->claimed()) cfg_.gpu_switch->release(0);
-  explicit_bzero(plain_.data(), plain_.size());
+  // A session that ended before its first frame has no buffer (data() may be null).
+  if (!plain_.empty()) explicit_bzero(plain_.data(), plain_.size());
 }
 
 TEE_Result GpuShimTa::invoke(void* session_ctx, uint32_t cmd, uint32_t types, TEE_Param p[4]) {
