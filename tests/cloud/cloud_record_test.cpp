@@ -16,6 +16,7 @@
 #include "nn/preprocess.h"
 #include "tee/gpu_shim.h"
 #include "tests/common/pool_oracle.h"
+#include "tests/common/sanitized.h"
 #include "tools/gpu_stack.h"
 #include "tools/recording_diff.h"
 #include "tools/recording_io.h"
@@ -121,6 +122,9 @@ class CloudRecord : public testing::TestWithParam<Case> {};
 
 TEST_P(CloudRecord, ReplaysLikeALocalRecordingAndNoWeightCrossesTheLink) {
   const Case& c = GetParam();
+  if (test::kSanitized && c.model == "squeezenet") {
+    GTEST_SKIP() << test::kPlainBuildOnly;
+  }
   const nn::Model model = nn::load_model(c.model);
   const cloud::ModelSkeleton skeleton = cloud::make_skeleton(model);
 
