@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "hw/poll_backoff.h"
 #include "hw/sku.h"
 #include "hw/v3d_regs.h"
 #include "replay/checked_math.h"
@@ -115,13 +116,9 @@ bool Replayer::poll(Block b, uint32_t off, uint32_t mask, uint32_t value, uint32
   const uint64_t spin_end = p_.now_us() + kSpinUs;
   for (uint32_t i = 0; i < kSpinReads && p_.now_us() < spin_end; ++i)
     if ((p_.read32(b, off) & mask) == value) return true;
-  uint32_t sleep = 10;
-  for (;;) {
-    if ((p_.read32(b, off) & mask) == value) return true;
-    if (p_.now_us() >= deadline) return false;
-    p_.sleep_us(sleep);
-    sleep = sleep < 1000 ? sleep * 2 : 1000;
-  }
+  return hw::poll_until(
+      deadline, {}, [&] { return (p_.read32(b, off) & mask) == value; },
+      [&] { return p_.now_us(); }, [&](uint32_t us) { p_.sleep_us(us); });
 }
 
 bool Replayer::power_up() {

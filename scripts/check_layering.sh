@@ -11,18 +11,18 @@ declare -A allowed=(
   # Unix-socket messages with descriptor passing: the bottom, used by hw/ and tee/.
   [ipc]=""
   [hw]="ipc/"
-  [driver]="hw/soc_port.h hw/v3d_regs.h hw/sku.h"
+  [driver]="hw/soc_port.h hw/v3d_regs.h hw/sku.h hw/poll_backoff.h"
   [runtime]="driver/ hw/isa/ hw/sku.h hw/v3d_regs.h"
   [nn]="runtime/ driver/ hw/sku.h"
   # The trusted core: the platform interface is its own; only the constant headers besides.
-  [replay]="hw/v3d_regs.h hw/sku.h"
+  [replay]="hw/v3d_regs.h hw/sku.h hw/poll_backoff.h"
   [keyring]="replay/signature.h replay/recording.h"
   [record]="replay/ keyring/ driver/hw_io.h hw/v3d_regs.h hw/sku.h"
   # The cloud link (secure channel, frames, shim protocol): itself only; used by tee/, cloud/.
   [link]=""
   # The secure world: the replayer, the keys it is provisioned with, the cloud link, the SoC
   # port (not the model), and the TA's image decoding.
-  [tee]="ipc/ replay/ keyring/ link/ hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
+  [tee]="ipc/ replay/ keyring/ link/ hw/poll_backoff.h hw/soc_port.h hw/remote_port.h hw/v3d_regs.h hw/sku.h nn/image.h nn/preprocess.h nn/scores.h nn/tensor.h"
   [cloud]="record/ keyring/ replay/ link/ driver/ runtime/ nn/ hw/soc_port.h hw/v3d_regs.h hw/sku.h"
 )
 # Inside tee/: the client library must not reach into the secure side.

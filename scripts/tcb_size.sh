@@ -10,7 +10,7 @@ check=0
 if [ "${1:-}" = --check ]; then check=1; shift; fi
 budget=2500
 build=${1:-build}
-files=(replay/*.h replay/*.cpp hw/sku.h hw/sku.cpp hw/v3d_regs.h)
+files=(replay/*.h replay/*.cpp hw/sku.h hw/sku.cpp hw/v3d_regs.h hw/poll_backoff.h)
 loc() {  # non-blank lines that are not only a // comment
   grep -v -E '^\s*(//.*)?$' "$@" | wc -l
 }

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <thread>
 
+#include "hw/poll_backoff.h"
 #include "hw/v3d_regs.h"
 
 namespace rplayer::tee {
@@ -40,20 +41,19 @@ std::string hex(uint32_t v) {
   return b;
 }
 
-// Polls with Linux's back-off (10 us doubling to 1 ms), bounded by timeout_us.
+// Polls with the driver's back-off (hw/poll_backoff.h), bounded by timeout_us.
 bool poll_port(hw::SocPort& port, RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
                uint32_t timeout_us, uint32_t* last, uint32_t* reads) {
   const Clock::time_point start = Clock::now();
-  uint32_t sleep_us = 10;
-  for (;;) {
-    const uint32_t v = port.read32(b, off);
-    ++*reads;
-    *last = v;
-    if ((v & mask) == value) return true;
-    if (micros_since(start) >= timeout_us) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
-    if (sleep_us < 1000) sleep_us *= 2;
-  }
+  return hw::poll_until(
+      timeout_us, {},
+      [&] {
+        *last = port.read32(b, off);
+        ++*reads;
+        return (*last & mask) == value;
+      },
+      [&] { return micros_since(start); },
+      [](uint32_t us) { std::this_thread::sleep_for(std::chrono::microseconds(us)); });
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "hw/poll_backoff.h"
 #include "hw/v3d_regs.h"
 
 namespace rplayer::tee {
@@ -23,14 +24,14 @@ uint32_t us_since(Clock::time_point t0) {
 // fine enough to measure switch latencies of tens of microseconds.
 template <typename Pred>
 bool bounded_poll(uint32_t timeout_us, Pred done) {
-  const auto deadline = Clock::now() + std::chrono::microseconds(timeout_us);
-  auto sleep = std::chrono::microseconds(5);
-  for (;;) {
-    if (done()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(sleep);
-    sleep = std::min(sleep * 2, std::chrono::microseconds(200));
-  }
+  const auto now_us = [] {
+    return uint64_t(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+            .count());
+  };
+  return hw::poll_until(now_us() + timeout_us, {5, 200}, done, now_us, [](uint32_t us) {
+    std::this_thread::sleep_for(std::chrono::microseconds(us));
+  });
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "hw/isa/assembler.h"
+#include "hw/poll_backoff.h"
 
 namespace rplayer::test {
 
@@ -26,14 +27,18 @@ Harness::Harness(hw::SocConfig cfg, hw::World world) : soc_(cfg), port_(&soc_.po
 
 int Harness::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
                   std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto sleep = std::chrono::microseconds(10);
-  for (int reads = 1;; ++reads) {
-    if ((rd(b, off) & mask) == value) return reads;
-    if (std::chrono::steady_clock::now() > deadline) return -1;
-    std::this_thread::sleep_for(sleep);
-    sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
-  }
+  using std::chrono::microseconds;
+  const auto now_us = [] {
+    return uint64_t(std::chrono::duration_cast<microseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count());
+  };
+  int reads = 0;
+  const bool ok = hw::poll_until(
+      now_us() + uint64_t(std::chrono::duration_cast<microseconds>(timeout).count()), {},
+      [&] { return ++reads, (rd(b, off) & mask) == value; }, now_us,
+      [](uint32_t us) { std::this_thread::sleep_for(microseconds(us)); });
+  return ok ? reads : -1;
 }
 
 bool Harness::power_on() {
