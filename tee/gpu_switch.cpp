@@ -135,8 +135,10 @@ ReleaseResult GpuWorldSwitch::release(uint32_t timeout_us) {
   r.switch_us = us_since(t0);
   claimed_ = false;
   released_at_ = Clock::now();
-  // Read before CLAIM = 0: the driver clears it when it resumes.
-  normal_demand_ = driver_present_ && (port_.read32(hw::RegBlock::Mbox, MBOX_DEMAND) & 1);
+  // Read before CLAIM = 0: the driver clears it when it resumes. Whether or not a driver
+  // held the GPU at the claim: one that is still probing waits too (and a lie costs at
+  // most the bounded deferral).
+  normal_demand_ = port_.read32(hw::RegBlock::Mbox, MBOX_DEMAND) & 1;
 
   const bool acked = driver_present_ && (port_.read32(hw::RegBlock::Mbox, MBOX_ACK) & 1);
   const auto t1 = Clock::now();

@@ -241,6 +241,11 @@ TEST(CloudRecordFailures, ALinkThatDiesMidRecordingLeavesNothing) {
 class CloudRecordModes : public testing::TestWithParam<std::string> {};
 
 TEST_P(CloudRecordModes, DeferralPollOffloadAndMetaOnlyCutRoundTripsAndBytes) {
+  // Sanitized, a SqueezeNet job outlasts the device's interrupt-wait bound: the driver's
+  // extra waits and reads then follow timing, not the workload.
+  if (test::kSanitized && GetParam() == "squeezenet") {
+    GTEST_SKIP() << test::kPlainBuildOnly;
+  }
   const nn::Model model = nn::load_model(GetParam());
   const cloud::ModelSkeleton skeleton = cloud::make_skeleton(model);
   cloud::LinkCounts counts[3];

@@ -292,6 +292,40 @@ TEST_P(WorldSwitchTest, FairShareLeavesTheNormalWorldItsShare) {
   EXPECT_TRUE(correct(j, 3));
 }
 
+// The secure world claims back to back (a sanitized SqueezeNet replay holds the GPU for
+// seconds per image) while a normal-world driver probes: the probe may wait at most
+// secure_wait per attempt. It says it waits (MBOX_DEMAND), so the next claim leaves it a
+// window instead of following the release within microseconds.
+TEST_P(WorldSwitchTest, AProbeWaitingForABusySecureWorldGetsItsTurn) {
+  ASSERT_TRUE(gsw.claim(2'000'000).ok());
+  std::atomic<bool> probed{false};
+  std::atomic<uint32_t> deferred_us{0};
+  std::thread secure([&] {
+    for (int i = 0; i < 8; ++i) {
+      std::this_thread::sleep_for(150ms);
+      gsw.release(2'000'000);
+      const ClaimResult c = gsw.claim(2'000'000);
+      deferred_us = std::max(deferred_us.load(), c.deferred_us);
+      if (probed) break;
+    }
+    std::this_thread::sleep_for(150ms);
+    gsw.release(2'000'000);
+  });
+  opts.secure_wait = std::chrono::milliseconds(400);  // over one hold, under all eight
+  std::string err;
+  drv = driver::V3dDriver::probe(io, opts, &err);
+  probed = drv != nullptr;
+  secure.join();
+  ASSERT_TRUE(drv) << err;
+  EXPECT_GT(deferred_us.load(), 0u) << "a claim left the probing driver its window";
+  EXPECT_EQ(mbox(v3d::MBOX_DEMAND), 0u) << "the driver clears it once it has probed";
+  // And the driver works: a job runs once the secure world is done.
+  const Bo sh = shader();
+  const CopyJob j = copy_job("after-probe");
+  EXPECT_EQ(drv->wait_seqno(submit(j, sh, 5), 5s), 0);
+  EXPECT_TRUE(correct(j, 5));
+}
+
 TEST_P(WorldSwitchTest, ForcedClaimWithoutADriverStillSwitches) {
   // No driver holds the GPU (MBOX_ACK reads 1 from reset): the claim need not wait.
   const ClaimResult c0 = gsw.claim(2'000'000);
