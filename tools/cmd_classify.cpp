@@ -132,9 +132,9 @@ int classify(const ClassifyOpts& o) {
 
 }  // namespace
 
-void add_worlds_command(CLI::App& app, int* exit_code) {
-  static TeeWorldsOptions o_storage;  // lives as long as the app
-  auto* o = &o_storage;
+void add_worlds_command(Cli& cli) {
+  CLI::App& app = cli.app;
+  auto* o = &cli.hold<TeeWorldsOptions>();
   auto* cmd = app.add_subcommand("worlds", "Start or stop the SoC and TEE processes");
   cmd->require_subcommand(1);
   auto* start =
@@ -149,38 +149,35 @@ void add_worlds_command(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   start->add_option("--resume-wait-ms", o->resume_wait_ms,
                     "The TA waits for the normal driver to resume after each run (to measure it)");
-  start->callback([o, exit_code] {
+  start->callback(cli.run("worlds start", [o] {
     std::string err;
     std::unique_ptr<TeeWorlds> w = TeeWorlds::start_or_connect(*o, &err);
     if (!w) {
       std::fprintf(stderr, "rplayer worlds start: %s\n", err.c_str());
-      *exit_code = 1;
-      return;
+      return 1;
     }
     std::printf("%s %s: SoC %s, TEE %s\n", w->started() ? "started" : "already running",
                 w->dir().c_str(), w->soc_socket().c_str(), w->tee_socket().c_str());
     w->detach();
-    *exit_code = 0;
-  });
-  static std::string dir_storage;  // lives as long as the app
-  auto* dir = &dir_storage;
+    return 0;
+  }));
+  auto* dir = &cli.hold<std::string>();
   auto* stop = cmd->add_subcommand("stop", "Stop the SoC and TEE processes");
   stop->add_option("--tee-dir", *dir, "Run directory (default $XDG_RUNTIME_DIR/rplayer)");
-  stop->callback([dir, exit_code] {
+  stop->callback(cli.run("worlds stop", [dir] {
     const std::string d = dir->empty() ? default_worlds_dir() : *dir;
     if (!stop_worlds(d)) {
       std::fprintf(stderr, "rplayer worlds stop: nothing runs in %s\n", d.c_str());
-      *exit_code = 1;
-      return;
+      return 1;
     }
     std::printf("stopped %s\n", d.c_str());
-    *exit_code = 0;
-  });
+    return 0;
+  }));
 }
 
-void add_classify_command(CLI::App& app, int* exit_code) {
-  static ClassifyOpts o_storage;  // lives as long as the app
-  auto* o = &o_storage;
+void add_classify_command(Cli& cli) {
+  CLI::App& app = cli.app;
+  auto* o = &cli.hold<ClassifyOpts>();
   auto* cmd = app.add_subcommand("classify", "Classify images inside the TEE (trusted inference)");
   cmd->add_flag("--tee", o->tee, "Through the replay TA in the secure world (the only mode)");
   cmd->add_option("--recording", o->recording,
@@ -203,14 +200,7 @@ void add_classify_command(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object per image, one per line");
   cmd->add_option("images", o->images, "Image files")->required();
-  cmd->callback([o, exit_code] {
-    try {
-      *exit_code = classify(*o);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "rplayer classify: %s\n", e.what());
-      *exit_code = 1;
-    }
-  });
+  cmd->callback(cli.run("classify", [o] { return classify(*o); }));
 }
 
 }  // namespace rplayer::tools

@@ -15,12 +15,12 @@ std::string hex(uint32_t v) {
 }
 }  // namespace
 
-void add_devices_command(CLI::App& app, int* exit_code) {
+void add_devices_command(Cli& cli) {
+  CLI::App& app = cli.app;
   auto* cmd = app.add_subcommand("devices", "List the modeled GPU SKUs with their IDENT values");
-  static bool json_storage{false};  // lives as long as the app
-  auto* json = &json_storage;
+  auto* json = &cli.hold<bool>();
   cmd->add_flag("--json", *json, "Print JSON");
-  cmd->callback([json, exit_code] {
+  cmd->callback(cli.run("devices", [json] {
     nlohmann::json out = nlohmann::json::array();
     for (const hw::Sku& s : hw::all_skus()) {
       if (*json) {
@@ -55,8 +55,8 @@ void add_devices_command(CLI::App& app, int* exit_code) {
       }
     }
     if (*json) std::printf("%s\n", out.dump(2).c_str());
-    *exit_code = 0;
-  });
+    return 0;
+  }));
 }
 
 }  // namespace rplayer::tools

@@ -35,9 +35,9 @@ int diff_main(const DiffArgs& d) {
 }
 }  // namespace
 
-void add_diff_command(CLI::App& app, int* exit_code) {
-  static DiffArgs d_storage;
-  auto* d = &d_storage;  // lives as long as the app, which binds its options to it
+void add_diff_command(Cli& cli) {
+  CLI::App& app = cli.app;
+  auto* d = &cli.hold<DiffArgs>();
   auto* cmd = app.add_subcommand("diff", "What differs between two recordings, and where");
   cmd->add_option("a", d->a, "First recording")->required();
   cmd->add_option("b", d->b, "Second recording")->required();
@@ -50,7 +50,7 @@ void add_diff_command(CLI::App& app, int* exit_code) {
   cmd->add_flag("--ignore-metadata", d->opts.ignore_metadata, "Ignore the metadata section");
   cmd->add_option("--max", d->opts.max_listed, "Differences listed per section")
       ->capture_default_str();
-  cmd->callback([d, exit_code] { *exit_code = diff_main(*d); });
+  cmd->callback(cli.run("diff", [d] { return diff_main(*d); }));
 }
 
 }  // namespace rplayer::tools

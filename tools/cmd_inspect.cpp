@@ -1,7 +1,5 @@
 // `rplayer inspect FILE.rec [--key PUB ...] [--trust DIR] [--json] [--trace OUT.json]
 // [--actions N]`: decode a signed recording (signature checked) and print what it holds.
-#include "tools/cmd_inspect.h"
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "nn/file_bytes.h"
+#include "tools/commands.h"
 #include "tools/inspect.h"
 
 namespace rplayer::tools {
@@ -65,9 +64,9 @@ int inspect_main(const InspectArgs& a) {
 
 }  // namespace
 
-void add_inspect_command(CLI::App& app, int* exit_code) {
-  static InspectArgs a_storage;
-  auto* a = &a_storage;  // lives as long as the app, which binds its options to it
+void add_inspect_command(Cli& cli) {
+  CLI::App& app = cli.app;
+  auto* a = &cli.hold<InspectArgs>();
   auto* cmd = app.add_subcommand(
       "inspect", "Explain a signed recording: regions, statistics, register actions, shaders");
   cmd->add_option("file", a->file, "Recording (.rec)")->required();
@@ -86,7 +85,7 @@ void add_inspect_command(CLI::App& app, int* exit_code) {
                        : "expected a number of actions (0 or more), got '" + v + "'";
           },
           "N"));
-  cmd->callback([a, exit_code] { *exit_code = inspect_main(*a); });
+  cmd->callback(cli.run("inspect", [a] { return inspect_main(*a); }));
 }
 
 }  // namespace rplayer::tools

@@ -21,64 +21,58 @@ bool read_file(const std::string& path, std::string* out) {
 
 }  // namespace
 
-void add_isa_commands(CLI::App& app, int* exit_code) {
+void add_isa_commands(Cli& cli) {
+  CLI::App& app = cli.app;
   struct Opts {
     std::string in, out;
   };
-  static Opts a_storage;  // lives as long as the app
-  auto* a = &a_storage;
+  auto* a = &cli.hold<Opts>();
   auto* as = app.add_subcommand("asm", "Assemble QPU assembly text into a program binary");
   as->add_option("input", a->in, "Assembly source (.s)")->required();
   as->add_option("-o,--output", a->out, "Output binary")->required();
-  as->callback([a, exit_code] {
+  as->callback(cli.run("asm", [a] {
     std::string src;
     if (!read_file(a->in, &src)) {
       std::fprintf(stderr, "rplayer asm: cannot read '%s'\n", a->in.c_str());
-      *exit_code = 1;
-      return;
+      return 1;
     }
     const isa::AsmResult r = isa::assemble(src);
     for (const auto& e : r.errors)
       std::fprintf(stderr, "%s:%d: error: %s\n", a->in.c_str(), e.line, e.message.c_str());
     if (!r.ok()) {
-      *exit_code = 1;
-      return;
+      return 1;
     }
     const auto bytes = isa::to_bytes(r.words);
     std::ofstream f(a->out, std::ios::binary);
     f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
     if (!f) {
       std::fprintf(stderr, "rplayer asm: cannot write '%s'\n", a->out.c_str());
-      *exit_code = 1;
-      return;
+      return 1;
     }
     std::printf("%zu instructions, %zu bytes -> %s\n", r.words.size(), bytes.size(),
                 a->out.c_str());
-    *exit_code = 0;
-  });
+    return 0;
+  }));
 
-  static Opts d_storage;  // lives as long as the app
-  auto* d = &d_storage;
+  auto* d = &cli.hold<Opts>();
   auto* ds = app.add_subcommand("disasm", "Disassemble a QPU program binary");
   ds->add_option("input", d->in, "Program binary")->required();
-  ds->callback([d, exit_code] {
+  ds->callback(cli.run("disasm", [d] {
     std::string data;
     if (!read_file(d->in, &data)) {
       std::fprintf(stderr, "rplayer disasm: cannot read '%s'\n", d->in.c_str());
-      *exit_code = 1;
-      return;
+      return 1;
     }
     const auto words = isa::from_bytes(
         {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
     if (!words) {
       std::fprintf(stderr, "rplayer disasm: '%s' is %zu bytes, not a multiple of 8\n",
                    d->in.c_str(), data.size());
-      *exit_code = 1;
-      return;
+      return 1;
     }
     std::fputs(isa::disassemble(*words).c_str(), stdout);
-    *exit_code = 0;
-  });
+    return 0;
+  }));
 }
 
 }  // namespace rplayer::tools

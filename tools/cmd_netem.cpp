@@ -69,9 +69,9 @@ int netem_main(NetemArgs& a) {
 }
 }  // namespace
 
-void add_netem_command(CLI::App& app, int* exit_code) {
-  static NetemArgs a_storage;
-  auto* a = &a_storage;  // lives as long as the app, which binds its options to it
+void add_netem_command(Cli& cli) {
+  CLI::App& app = cli.app;
+  auto* a = &cli.hold<NetemArgs>();
   auto* cmd = app.add_subcommand(
       "netem", "TCP relay that adds delay, jitter and a rate limit (a user-space netem)");
   cmd->add_option("--listen", a->listen, "HOST:PORT to listen on (port 0: pick a free one)")
@@ -91,7 +91,7 @@ void add_netem_command(CLI::App& app, int* exit_code) {
                   "MiB one direction may hold before it stops reading (backpressure)")
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", a->verbose, "Log every connection's events to stderr");
-  cmd->callback([a, exit_code] { *exit_code = netem_main(*a); });
+  cmd->callback(cli.run("netem", [a] { return netem_main(*a); }));
 }
 
 }  // namespace rplayer::tools

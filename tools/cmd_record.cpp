@@ -240,29 +240,16 @@ int replay_cmd(const ReplayOpts& o) {
 
 }  // namespace
 
-void add_record_commands(CLI::App& app, int* exit_code) {
-  auto wrap = [exit_code](const char* name, auto fn) {
-    return [exit_code, name, fn] {
-      try {
-        *exit_code = fn();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "rplayer %s: %s\n", name, e.what());
-        *exit_code = 1;
-      }
-    };
-  };
-
-  static std::string kg_dir_storage;  // lives as long as the app
-  auto* kg_dir = &kg_dir_storage;
-  static bool kg_force_storage{false};  // lives as long as the app
-  auto* kg_force = &kg_force_storage;
+void add_record_commands(Cli& cli) {
+  CLI::App& app = cli.app;
+  auto* kg_dir = &cli.hold<std::string>();
+  auto* kg_force = &cli.hold<bool>();
   auto* kg = app.add_subcommand("keygen", "Create the signing key and trust it");
   kg->add_option("--keys", *kg_dir, "Key directory (default $RPLAYER_KEYS or ./keys)");
   kg->add_flag("--force", *kg_force, "Replace an existing signing key");
-  kg->callback(wrap("keygen", [=] { return keygen(*kg_dir, *kg_force); }));
+  kg->callback(cli.run("keygen", [=] { return keygen(*kg_dir, *kg_force); }));
 
-  static RecordOpts ro_storage;  // lives as long as the app
-  auto* ro = &ro_storage;
+  auto* ro = &cli.hold<RecordOpts>();
   auto* rc = app.add_subcommand("record", "Record a model's inference on the full GPU stack");
   rc->add_option("--model", ro->req.model, "Model name or .param/.onnx path")
       ->capture_default_str();
@@ -282,26 +269,22 @@ void add_record_commands(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   rc->add_option("--worlds-dir", ro->worlds_dir, "With --cloud: the SoC and TEE run directory");
   rc->add_flag("--json", ro->json, "With --cloud: print the session's counts as JSON");
-  rc->callback(wrap("record", [=] { return record_cmd(*ro); }));
+  rc->callback(cli.run("record", [=] { return record_cmd(*ro); }));
 
-  static std::string vf_file_storage;  // lives as long as the app
-  auto* vf_file = &vf_file_storage;
-  static std::vector<std::string> vf_keys_storage;  // lives as long as the app
-  auto* vf_keys = &vf_keys_storage;
-  static std::string vf_trust_storage;  // lives as long as the app
-  auto* vf_trust = &vf_trust_storage;
-  static std::string vf_sku_storage;  // lives as long as the app
-  auto* vf_sku = &vf_sku_storage;
+  auto* vf_file = &cli.hold<std::string>();
+  auto* vf_keys = &cli.hold<std::vector<std::string>>();
+  auto* vf_trust = &cli.hold<std::string>();
+  auto* vf_sku = &cli.hold<std::string>();
   auto* vf = app.add_subcommand("verify", "Check a recording: signature, format, verifier rules");
   vf->add_option("file", *vf_file, "Recording file")->required();
   vf->add_option("--key", *vf_keys, "Trusted public key file (repeatable)");
   vf->add_option("--trust", *vf_trust,
                  "Trust store (default $RPLAYER_KEYS/trusted or ./keys/trusted)");
   vf->add_option("--sku", *vf_sku, "GPU to verify for (default: the recording's)");
-  vf->callback(wrap("verify", [=] { return verify_cmd(*vf_file, *vf_keys, *vf_trust, *vf_sku); }));
+  vf->callback(
+      cli.run("verify", [=] { return verify_cmd(*vf_file, *vf_keys, *vf_trust, *vf_sku); }));
 
-  static ReplayOpts rp_storage;  // lives as long as the app
-  auto* rp = &rp_storage;
+  auto* rp = &cli.hold<ReplayOpts>();
   auto* rpc = app.add_subcommand("replay", "Replay a recording with new inputs");
   rpc->add_option("file", rp->file, "Recording file")->required();
   rpc->add_option("--input", rp->images, "Input image(s)")->required();
@@ -311,7 +294,7 @@ void add_record_commands(CLI::App& app, int* exit_code) {
                   "Model file for a weight-less recording (default: the recorded model's)");
   rpc->add_option("--top", rp->top, "How many classes to print")->capture_default_str();
   rpc->add_flag("--json", rp->json, "One JSON object per image, one per line");
-  rpc->callback(wrap("replay", [=] { return replay_cmd(*rp); }));
+  rpc->callback(cli.run("replay", [=] { return replay_cmd(*rp); }));
 }
 
 }  // namespace rplayer::tools

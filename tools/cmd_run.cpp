@@ -64,9 +64,9 @@ int run(const RunOpts& o) {
 
 }  // namespace
 
-void add_run_command(CLI::App& app, int* exit_code) {
-  static RunOpts o_storage;  // lives as long as the app
-  auto* o = &o_storage;
+void add_run_command(Cli& cli) {
+  CLI::App& app = cli.app;
+  auto* o = &cli.hold<RunOpts>();
   auto* cmd =
       app.add_subcommand("run", "Classify images on the modeled GPU through the full stack");
   cmd->add_option(
@@ -83,14 +83,7 @@ void add_run_command(CLI::App& app, int* exit_code) {
   cmd->add_option("--top", o->top, "How many classes to print")->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object per image, one per line");
   cmd->add_option("images", o->images, "Image files")->required();
-  cmd->callback([o, exit_code] {
-    try {
-      *exit_code = run(*o);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "rplayer run: %s\n", e.what());
-      *exit_code = 1;
-    }
-  });
+  cmd->callback(cli.run("run", [o] { return run(*o); }));
 }
 
 }  // namespace rplayer::tools

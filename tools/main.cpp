@@ -4,20 +4,24 @@
 
 #include "tools/commands.h"
 
+namespace {
+
+using namespace rplayer::tools;
+
+// Every subcommand, in the order `rplayer --help` lists them.
+constexpr AddCommands kCommands[] = {
+    add_devices_command, add_isa_commands,  add_run_command,      add_record_commands,
+    add_inspect_command, add_diff_command,  add_classify_command, add_worlds_command,
+    add_cloud_command,   add_netem_command,
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"rplayer: record and replay of GPU compute on a modeled V3D SoC"};
   app.require_subcommand(1);
-  int exit_code = 0;
-  rplayer::tools::add_devices_command(app, &exit_code);
-  rplayer::tools::add_isa_commands(app, &exit_code);
-  rplayer::tools::add_run_command(app, &exit_code);
-  rplayer::tools::add_record_commands(app, &exit_code);
-  rplayer::tools::add_inspect_command(app, &exit_code);
-  rplayer::tools::add_diff_command(app, &exit_code);
-  rplayer::tools::add_classify_command(app, &exit_code);
-  rplayer::tools::add_worlds_command(app, &exit_code);
-  rplayer::tools::add_cloud_command(app, &exit_code);
-  rplayer::tools::add_netem_command(app, &exit_code);
+  Cli cli(app);
+  for (AddCommands add : kCommands) add(cli);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -26,5 +30,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "rplayer: error: %s\n", e.what());
     return 1;
   }
-  return exit_code;
+  return cli.exit_code;
 }
