@@ -39,7 +39,10 @@ struct DriverOptions {
   int max_timeout_rearms = 20;                     // progress-based extensions per job
   std::chrono::milliseconds irq_poll{20};          // interrupt threads wake to check for stop
   Micros resume_timeout{100000};                   // GPU back in the normal world after a release
-  Micros secure_wait{10000000};                    // at probe: a secure session to end
+  // At probe: the secure world's current run to end. The replay policy lets one run hold
+  // the GPU up to 60 s (replay::VerifyLimits::max_replay_ms); a sanitized SqueezeNet run
+  // holds it ~10 s.
+  Micros secure_wait{60000000};
 };
 
 struct DriverStats {
