@@ -18,9 +18,9 @@ namespace rplayer::driver {
 using namespace rplayer::v3d;
 
 namespace {
-constexpr uint64_t kPageTableBytes = 4u << 20;   // 1M PTEs: the whole 4 GiB VA space
+constexpr uint64_t kPageTableBytes = 4u << 20;  // 1M PTEs: the whole 4 GiB VA space
 constexpr uint64_t kPageTableOffset = 1u << 20;  // the window's first MiB stays with firmware
-constexpr uint32_t kVaStart = 0x10000;           // GPU page 0 is never used
+constexpr uint32_t kVaStart = 0x10000;          // GPU page 0 is never used
 constexpr uint64_t kVaEnd = 1ull << 32;
 }  // namespace
 
@@ -73,8 +73,8 @@ bool V3dDriver::init(std::string* error) {
     std::snprintf(buf, sizeof buf,
                   "unsupported GPU: V3D %u.%u.%u (HUB_IDENT1=0x%08x HUB_IDENT3=0x%08x "
                   "CTL_IDENT0=0x%08x CTL_IDENT1=0x%08x); supported: v3d-7.1, v3d-4.2",
-                  get_field(hub1, 3, 0), get_field(hub1, 7, 4), get_field(hub3, 15, 8), hub1, hub3,
-                  core0, core1);
+                  get_field(hub1, 3, 0), get_field(hub1, 7, 4), get_field(hub3, 15, 8), hub1,
+                  hub3, core0, core1);
     *error = buf;
     return false;
   }

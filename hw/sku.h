@@ -13,38 +13,38 @@
 namespace rplayer::hw {
 
 struct Sku {
-  std::string_view name;            // "v3d-7.1"
-  std::string_view board;           // "Raspberry Pi 5 (BCM2712)"
+  std::string_view name;         // "v3d-7.1"
+  std::string_view board;        // "Raspberry Pi 5 (BCM2712)"
   uint8_t tver, rev, iprev, ipidx;  // version = tver.rev.iprev
   // Identification register values (reset values of the IDENT registers).
   uint32_t hub_ident0, hub_ident1, hub_ident2, hub_ident3;
   uint32_t core_ident0, core_ident1, core_ident2;
   uint32_t mmu_debug_info;
-  uint32_t bridge_revision;  // 0 = no bridge block
+  uint32_t bridge_revision;      // 0 = no bridge block
   bool has_sms;
   // The GPU's interrupt lines, the only ones a recording may wait on.
-  int num_irq_lines;  // 4.2: hub and core share line 0; 7.1: hub 0, core 1
+  int num_irq_lines;             // 4.2: hub and core share line 0; 7.1: hub 0, core 1
   uint32_t core_block_size;
   // CSD register layout.
-  uint32_t csd_queued_cfg0;   // QUEUED_CFG0
-  uint32_t csd_current_cfg0;  // CURRENT_CFG0
-  uint32_t csd_current_id0;   // CURRENT_ID0 (ID1 follows)
-  int csd_num_cfg;            // 7 (CFG0..6) or 8 (CFG0..7)
-  bool csd_cfg4_minus_one;    // CFG4 holds batches - 1 (before 7.1.6)
+  uint32_t csd_queued_cfg0;      // QUEUED_CFG0
+  uint32_t csd_current_cfg0;     // CURRENT_CFG0
+  uint32_t csd_current_id0;      // CURRENT_ID0 (ID1 follows)
+  int csd_num_cfg;               // 7 (CFG0..6) or 8 (CFG0..7)
+  bool csd_cfg4_minus_one;       // CFG4 holds batches - 1 (before 7.1.6)
   // Interrupt bits.
   uint32_t core_int_csd_done;
   uint32_t core_int_pctr;
-  uint32_t core_int_gmpv;       // 0 when GMPV is a hub interrupt
-  uint32_t hub_int_gmpv;        // 0 when GMPV is a core interrupt
-  uint32_t core_int_qpu_shift;  // QPU fault bits [27:16]
+  uint32_t core_int_gmpv;        // 0 when GMPV is a hub interrupt
+  uint32_t hub_int_gmpv;         // 0 when GMPV is a core interrupt
+  uint32_t core_int_qpu_shift;   // QPU fault bits [27:16]
   uint32_t mmuc_clear_bit;
-  uint32_t pctr_src_bits;       // 7 on 4.x, 8 on 7.x
-  uint32_t bridge_sw_init_reg;  // SW_INIT_0 (major 2) or SW_INIT_1 (major 7)
+  uint32_t pctr_src_bits;        // 7 on 4.x, 8 on 7.x
+  uint32_t bridge_sw_init_reg;   // SW_INIT_0 (major 2) or SW_INIT_1 (major 7)
   // Shape of the machine.
   int num_slices, qpus_per_slice;
-  uint32_t l2t_bytes;     // L2T cache size (modeled capacity, cost model only)
-  uint32_t shared_bytes;  // per-workgroup shared memory
-  uint32_t clock_mhz;     // for modeled device time
+  uint32_t l2t_bytes;            // L2T cache size (modeled capacity, cost model only)
+  uint32_t shared_bytes;         // per-workgroup shared memory
+  uint32_t clock_mhz;            // for modeled device time
   int num_qpus() const { return num_slices * qpus_per_slice; }
   // The SoC's GPU ownership mailbox line (model): the one after the GPU's lines, so a
   // SoC has num_irq_lines + 1 lines.

@@ -100,10 +100,10 @@ DeconvGeometry DeconvParams::geometry(int w, int h) const {
     g.out_h = g.full_h - pad_top - pad_bottom;
   } else if (output_w > 0 && output_h > 0) {
     const int wcut = g.full_w - output_w, hcut = g.full_h - output_h;
-    const bool upper =
-        pad_left == -233 || pad_right == -233 || pad_top == -233 || pad_bottom == -233;
-    const bool lower =
-        pad_left == -234 || pad_right == -234 || pad_top == -234 || pad_bottom == -234;
+    const bool upper = pad_left == -233 || pad_right == -233 || pad_top == -233 ||
+                       pad_bottom == -233;
+    const bool lower = pad_left == -234 || pad_right == -234 || pad_top == -234 ||
+                       pad_bottom == -234;
     if (upper || lower) {
       g.cut_left = upper ? wcut / 2 : wcut - wcut / 2;
       g.cut_top = upper ? hcut / 2 : hcut - hcut / 2;
@@ -152,12 +152,9 @@ PadBox PoolParams::padding(int w, int h) const {
       return {pad_left, pad_right + (wtail > 0 ? stride_w - wtail : 0), pad_top,
               pad_bottom + (htail > 0 ? stride_h - htail : 0)};
     }
-    case 1:
-      return {pad_left, pad_right, pad_top, pad_bottom};
-    case 2:
-      return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, false);
-    default:
-      return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, true);
+    case 1: return {pad_left, pad_right, pad_top, pad_bottom};
+    case 2: return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, false);
+    default: return same_padding(kernel_w, kernel_h, stride_w, stride_h, w, h, true);
   }
 }
 
@@ -206,21 +203,22 @@ void InterpParams::output_size(int w, int h, int* ow, int* oh) const {
 std::vector<int> slice_bounds(const ParamDict& p, const Shape& in, int n_outputs) {
   int axis = p.get_int(1, 0);
   if (axis < 0) axis += in.dims;
-  if (axis < 0 || axis >= in.dims) throw ModelError("param 1 (axis) out of range for " + in.str());
+  if (axis < 0 || axis >= in.dims)
+    throw ModelError("param 1 (axis) out of range for " + in.str());
   const int total = in.axis_extent(axis);
   std::vector<int> bounds{0};
   const std::vector<int> indices = p.get_ints(2);
   if (!indices.empty()) {
     if (int(indices.size()) + 1 != n_outputs)
-      throw ModelError("param 2 (indices) has " + std::to_string(indices.size()) + " entries for " +
-                       std::to_string(n_outputs) + " outputs");
+      throw ModelError("param 2 (indices) has " + std::to_string(indices.size()) +
+                       " entries for " + std::to_string(n_outputs) + " outputs");
     for (int i : indices) bounds.push_back(std::clamp(i < 0 ? i + total : i, 0, total));
     bounds.push_back(total);
   } else {
     const std::vector<int> slices = p.get_ints(0);
     if (int(slices.size()) != n_outputs)
-      throw ModelError("param 0 (slices) has " + std::to_string(slices.size()) + " entries for " +
-                       std::to_string(n_outputs) + " outputs");
+      throw ModelError("param 0 (slices) has " + std::to_string(slices.size()) +
+                       " entries for " + std::to_string(n_outputs) + " outputs");
     int q = 0;
     for (int i = 0; i < n_outputs; i++) {
       int s = slices[i];
@@ -326,14 +324,10 @@ Shape reshape_target(const ParamDict& p, const Shape& in) {
             c = p.get_int(2, -233);
   if (w == -233) throw ModelError("Reshape needs param 0 (w)");
   std::vector<int> e;  // outermost first
-  if (h == -233)
-    e = {w};
-  else if (c == -233)
-    e = {h, w};
-  else if (d == -233)
-    e = {c, h, w};
-  else
-    e = {c, d, h, w};
+  if (h == -233) e = {w};
+  else if (c == -233) e = {h, w};
+  else if (d == -233) e = {c, h, w};
+  else e = {c, d, h, w};
   // 0 copies the input's extent on the same axis (w with w, h with h, ...).
   const std::vector<int> ine = in.outer_dims();
   for (size_t i = 0; i < e.size(); i++) {

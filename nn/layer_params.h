@@ -23,24 +23,18 @@ struct Activation {
   static Activation from(const ParamDict& p, int type_id = 9, int params_id = 10);
   float operator()(float v) const {
     switch (type) {
-      case 1:
-        return v > 0.f ? v : 0.f;
-      case 2:
-        return v > 0.f ? v : v * a;
-      case 3:
-        return v < a ? a : (v > b ? b : v);
-      case 4:
-        return 1.f / (1.f + std::exp(-v));
-      case 5:
-        return v * std::tanh(std::log(std::exp(v) + 1.f));
+      case 1: return v > 0.f ? v : 0.f;
+      case 2: return v > 0.f ? v : v * a;
+      case 3: return v < a ? a : (v > b ? b : v);
+      case 4: return 1.f / (1.f + std::exp(-v));
+      case 5: return v * std::tanh(std::log(std::exp(v) + 1.f));
       case 6: {
         const float lower = -b / a, upper = 1.f / a + lower;
         if (v < lower) return 0.f;
         if (v > upper) return v;
         return v * (v * a + b);
       }
-      default:
-        return v;
+      default: return v;
     }
   }
 };

@@ -142,8 +142,8 @@ void Recorder::update(RegBlock b, uint32_t off, uint32_t keep, uint32_t set) {
   HwIo::update(b, off, keep, set);  // recorded as the read and the write it is
 }
 
-bool Recorder::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value, driver::Micros timeout,
-                    uint32_t* last) {
+bool Recorder::poll(RegBlock b, uint32_t off, uint32_t mask, uint32_t value,
+                    driver::Micros timeout, uint32_t* last) {
   if (b == RegBlock::Mbox) return inner_.poll(b, off, mask, value, timeout, last);
   std::lock_guard lk(mu_);
   const bool ok = inner_.poll(b, off, mask, value, timeout, last);

@@ -17,7 +17,7 @@ using namespace rplayer::v3d;
 
 namespace {
 constexpr uint32_t kPage = 4096;
-constexpr uint32_t kPtPages = 1024;           // 4 MiB: the whole 4 GiB GPU address space
+constexpr uint32_t kPtPages = 1024;          // 4 MiB: the whole 4 GiB GPU address space
 constexpr uint32_t kSetupTimeoutUs = 100000;  // power, reset and MMU (as Linux: 100 ms)
 // Page states besides a blob index or kZeroBlob.
 constexpr uint32_t kDirty = 0xfffffffe;       // written by a run (input, GPU): scrub
@@ -37,42 +37,31 @@ const TensorIn* find_in(std::span<const TensorIn> v, const std::string& name) {
 
 const char* ReplayError::message() const {
   switch (code) {
-    case ReplayCode::Ok:
-      return "ok";
-    case ReplayCode::Verify:
-      return verify.message();
-    case ReplayCode::NoMemory:
-      return "out of replay memory";
+    case ReplayCode::Ok: return "ok";
+    case ReplayCode::Verify: return verify.message();
+    case ReplayCode::NoMemory: return "out of replay memory";
     case ReplayCode::PowerTimeout:
       return "GPU power-up timed out";
     case ReplayCode::ResetTimeout:
       return "GPU reset did not finish in time";
-    case ReplayCode::MmuTimeout:
-      return "GPU MMU flush timed out";
+    case ReplayCode::MmuTimeout: return "GPU MMU flush timed out";
     case ReplayCode::SetupMismatch:
       return "GPU setup did not take effect; refusing to run";
-    case ReplayCode::ReadMismatch:
-      return "register read differs from the recording";
-    case ReplayCode::PollTimeout:
-      return "register poll timed out";
-    case ReplayCode::IrqTimeout:
-      return "interrupt did not arrive in time (lost or hung job)";
-    case ReplayCode::MissingInput:
-      return "input tensor missing or of the wrong size";
+    case ReplayCode::ReadMismatch: return "register read differs from the recording";
+    case ReplayCode::PollTimeout: return "register poll timed out";
+    case ReplayCode::IrqTimeout: return "interrupt did not arrive in time (lost or hung job)";
+    case ReplayCode::MissingInput: return "input tensor missing or of the wrong size";
     case ReplayCode::MissingWeights:
       return "the recording omits its weights: give the model file it was recorded from";
     case ReplayCode::WeightsMismatch:
       return "the model file is not the one the recording was made with";
-    case ReplayCode::MissingOutput:
-      return "output tensor missing or of the wrong size";
-    case ReplayCode::GpuFault:
-      return "the GPU reported a fault";
+    case ReplayCode::MissingOutput: return "output tensor missing or of the wrong size";
+    case ReplayCode::GpuFault: return "the GPU reported a fault";
     case ReplayCode::JobUnfinished:
       return "a GPU job did not finish by the end of the stream";
     case ReplayCode::BudgetExceeded:
       return "the replay exceeded its time budget";
-    case ReplayCode::NotLoaded:
-      return "no recording loaded";
+    case ReplayCode::NotLoaded: return "no recording loaded";
   }
   return "?";
 }
@@ -97,8 +86,8 @@ const char* ReplayError::format(char* buf, size_t size) const {
     if (weight >= 0) std::snprintf(which, sizeof which, " (weight binding %d)", int(weight));
     std::snprintf(buf, size, "%s: %s differs%s", message(), what, which);
   } else if (code == ReplayCode::ReadMismatch) {
-    std::snprintf(buf, size, "action %d: %s (expected 0x%08x, got 0x%08x)", int(action), message(),
-                  expected, got);
+    std::snprintf(buf, size, "action %d: %s (expected 0x%08x, got 0x%08x)", int(action),
+                  message(), expected, got);
   } else if (action >= 0) {
     std::snprintf(buf, size, "action %d: %s", int(action), message());
   } else {

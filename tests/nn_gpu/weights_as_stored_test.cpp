@@ -128,14 +128,13 @@ TEST_P(WeightsAsStored, PrepareCostBesideTheInference) {
     prepare_ms.push_back(st.prepare_ms);
     inference_ms.push_back(st.submit_wait_ms);
   }
-  std::printf(
-      "%s: prepare %zu jobs %.1f ms (median of 5; min %.1f), inference %zu jobs %.1f ms "
-      "(min %.1f): prepare/inference %.1f%%\n",
-      GetParam().c_str(), gpu.num_prepare_dispatches(), median(prepare_ms),
-      *std::min_element(prepare_ms.begin(), prepare_ms.end()),
-      gpu.num_dispatches() - gpu.num_prepare_dispatches(), median(inference_ms),
-      *std::min_element(inference_ms.begin(), inference_ms.end()),
-      100 * median(prepare_ms) / median(inference_ms));
+  std::printf("%s: prepare %zu jobs %.1f ms (median of 5; min %.1f), inference %zu jobs %.1f ms "
+              "(min %.1f): prepare/inference %.1f%%\n",
+              GetParam().c_str(), gpu.num_prepare_dispatches(), median(prepare_ms),
+              *std::min_element(prepare_ms.begin(), prepare_ms.end()),
+              gpu.num_dispatches() - gpu.num_prepare_dispatches(), median(inference_ms),
+              *std::min_element(inference_ms.begin(), inference_ms.end()),
+              100 * median(prepare_ms) / median(inference_ms));
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, WeightsAsStored,
@@ -184,7 +183,8 @@ TEST(PrepareKernels, Fp16WeightsGiveTheCpuResults) {
     if (l.type == "BatchNorm")
       for (float& v : l.weights[2].values()) v = std::abs(v);  // variances
   parse_ncnn_bin(g, ncnn_bin_bytes(g, StorageType::kFloat16), "fp16.bin");
-  ASSERT_EQ(g.layer(g.find_layer("c0")).weight("weight")->source()->storage, StorageType::kFloat16);
+  ASSERT_EQ(g.layer(g.find_layer("c0")).weight("weight")->source()->storage,
+            StorageType::kFloat16);
   g.infer_shapes();
   GpuExecutorOptions opts;
   for (const Blob& b : g.blobs()) opts.keep_blobs.push_back(b.name);
@@ -207,8 +207,8 @@ TEST(PrepareKernels, Fp16WeightsGiveTheCpuResults) {
   const float* a = reinterpret_cast<const float*>(cpu_view(s, add->handle));
   for (int i = 0; i < 20; ++i) {
     const float sv = std::sqrt((*bn.weight("var"))[i] + eps);
-    const float want_add =
-        (*bn.weight("bias"))[i] - (*bn.weight("slope"))[i] * (*bn.weight("mean"))[i] / sv;
+    const float want_add = (*bn.weight("bias"))[i] - (*bn.weight("slope"))[i] *
+                                                         (*bn.weight("mean"))[i] / sv;
     const float want_mul = (*bn.weight("slope"))[i] / sv;
     EXPECT_EQ(std::memcmp(&m[i], &want_mul, 4), 0) << i;
     EXPECT_EQ(std::memcmp(&a[i], &want_add, 4), 0) << i;
